@@ -27,7 +27,7 @@ struct EvalSpec {
   std::string model_path;
   std::string tokenizer_path;  // "" = the model's own
   std::string data_path;
-  int64_t seqlen = 2048;
+  int64_t seqlen = 0;          // 0 = min(2048, the model's max_position_embeddings)
   int64_t max_windows = 0;     // 0 = all
   std::string device = "cpu";
   std::string dtype = "float32";  // float32, float16, bfloat16, auto (the checkpoint's)

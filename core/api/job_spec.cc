@@ -110,9 +110,9 @@ namespace {
 
 absl::Status ValidateData(const DataSpec& d, std::string_view field, bool calibration) {
   if (d.path.empty()) return FieldError(absl::StrCat(std::string(field), ".path"), "is required");
-  if (d.seqlen <= 0) {
+  if (d.seqlen < 0 || d.seqlen == 1) {
     return FieldError(absl::StrCat(std::string(field), ".seqlen"),
-                      absl::StrCat("must be > 0, got ", d.seqlen));
+                      absl::StrCat("must be >= 2 (or 0 for the model's default), got ", d.seqlen));
   }
   if (calibration && d.num_samples <= 0) {
     return FieldError(absl::StrCat(std::string(field), ".num_samples"),

@@ -75,7 +75,7 @@ struct TransActOptions {
 struct DataSpec {
   std::string path;
   int64_t num_samples = 128;  // calibration windows (ignored for evaluation)
-  int64_t seqlen = 2048;
+  int64_t seqlen = 0;         // tokens per window; 0 = min(2048, max_position_embeddings)
   uint64_t seed = 0;
   int64_t max_windows = 0;    // evaluation: 0 = all windows
 };
@@ -91,6 +91,7 @@ struct PruneJobSpec {
   DataSpec calibration;
   std::optional<DataSpec> evaluation;  // perplexity before and after when set
   bool eval_dense = true;              // also evaluate the unpruned model
+  bool eval_calibration = true;        // perplexity on the calibration windows before/after
   std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
   std::string dtype = "auto";          // compute/storage dtype of the layers: auto (model's; fp32 on cpu), float32, float16, bfloat16
   int64_t batch_size = 0;              // calibration sequences per forward; 0 = automatic

@@ -118,7 +118,7 @@ TEST(JobSpecTest, RejectsBadFieldsByName) {
   s.calibration.num_samples = 0;
   ExpectInvalid(s, "calibration.num_samples");
   s = ValidSpec();
-  s.evaluation = DataSpec{.path = "x", .seqlen = 0};
+  s.evaluation = DataSpec{.path = "x", .seqlen = -1};
   ExpectInvalid(s, "evaluation.seqlen");
   s = ValidSpec();
   s.device = "gpu0";
