@@ -1,0 +1,15 @@
+# Sources of the pruning methods. They are compiled into prunerd_engine (core/engine), since the
+# executor calls the methods and the methods call the model's forward; tests are declared in
+# core/methods/CMakeLists.txt. Paths are relative to this directory.
+set(PRUNERD_METHOD_SRCS
+  layer_pruner.cc
+  masks.cc
+  input_stats.cc
+  magnitude_wanda.cc
+  registry.cc
+)
+list(TRANSFORM PRUNERD_METHOD_SRCS PREPEND ${CMAKE_CURRENT_LIST_DIR}/)
+if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/transact.cc)
+  list(APPEND PRUNERD_METHOD_SRCS ${CMAKE_CURRENT_LIST_DIR}/transact.cc)
+  set(PRUNERD_HAVE_TRANSACT ON)
+endif()
