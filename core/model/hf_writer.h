@@ -6,6 +6,11 @@
 // over. Tensors are added one at a time (a layer at a time is the intended use) and buffered
 // only up to one shard, so writing a 70B model needs about one shard of host memory.
 //
+// Auxiliary files keep their base name, except that a SentencePiece "*.model" file (llama2.c's
+// tok512.model) is written as "tokenizer.model", the name transformers' LlamaTokenizer expects.
+// Shards carry __metadata__ {"format": options.metadata_format}; the index's metadata holds
+// total_size (tensor bytes) and total_parameters.
+//
 // Durability: everything is written into "<dir>.partial-<random>" and renamed to `dir` by
 // Finish() after every file is fsynced; an abandoned writer (destructor without Finish) removes
 // its temp directory. Finish() fails if `dir` exists and is not empty.
