@@ -54,6 +54,9 @@ function(prunerd_cc_test)
   if(A_TORCH)
     list(APPEND labels torch)
   endif()
+  if(NOT labels)
+    set(labels unit)  # an empty list would shift the property list below
+  endif()
   set(props LABELS "${labels}" TIMEOUT ${A_TIMEOUT}
       ENVIRONMENT "PRUNERD_TEST_DATA=${PRUNERD_TEST_DATA};PRUNERD_BIN_DIR=${PROJECT_BINARY_DIR}/bin;PRUNERD_SOURCE_DIR=${PROJECT_SOURCE_DIR};${A_ENV}")
   if(A_SERIAL)

@@ -2,7 +2,7 @@
 // (RunPruneJob, exactly what `prunerd oneshot` and the daemon run) and prints a table of
 // time, peak memory, sparsity and perplexity; --json writes every job report.
 //
-//   prune_bench --model DIR --calib valid.txt --nsamples 128 --seqlen 2048 --device cuda \
+//   prune_bench --model DIR --calib valid.txt --nsamples 128 --seqlen 2048 --device cuda
 //     --configs wanda/0.5,sparsegpt/0.5,barber:wanda@0.01/0.5 --json out.json
 //
 // A config is METHOD[:INIT][@TAU]/PATTERN where PATTERN is a ratio (0.5) or N:M (2:4), and
@@ -104,7 +104,8 @@ int Main(int argc, char** argv) {
               "prune_s", "peak_GiB", "host_GiB", "ppl_dense", "ppl_pruned");
   // transact's "a,b" pattern contains a comma: re-join it with the next piece.
   std::vector<std::string> items;
-  for (const std::string& piece : absl::StrSplit(configs, ',', absl::SkipEmpty())) {
+  const std::vector<std::string> pieces = absl::StrSplit(configs, ',', absl::SkipEmpty());
+  for (const std::string& piece : pieces) {
     if (!items.empty() && items.back().rfind("transact/", 0) == 0 &&
         items.back().find(',') == std::string::npos) {
       items.back() += "," + piece;
