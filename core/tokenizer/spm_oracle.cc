@@ -77,9 +77,13 @@ absl::StatusOr<std::vector<std::vector<int32_t>>> SpmEncodeLines(const std::stri
 
 absl::StatusOr<std::vector<std::vector<int32_t>>> SpmEncodeWhole(
     const std::string& model_path, const std::vector<std::string>& text_paths) {
-  std::string command = absl::StrCat(
-      "/usr/bin/python3 ", ShellQuote(SourcePath("core/tokenizer/testdata/spm_encode_whole.py")),
-      " ", ShellQuote(model_path));
+  const char* source_dir = std::getenv("PRUNERD_SOURCE_DIR");
+  const std::string script =
+      source_dir != nullptr && *source_dir != '\0'
+          ? absl::StrCat(source_dir, "/core/tokenizer/testdata/spm_encode_whole.py")
+          : absl::StrCat(PRUNERD_TOKENIZER_SOURCE_DIR, "/testdata/spm_encode_whole.py");
+  std::string command =
+      absl::StrCat("/usr/bin/python3 ", ShellQuote(script), " ", ShellQuote(model_path));
   for (const std::string& p : text_paths) absl::StrAppend(&command, " ", ShellQuote(p));
   absl::StatusOr<std::string> out = RunCommand(command);
   if (!out.ok()) return out.status();
@@ -114,11 +118,6 @@ std::string DescribeMismatch(const std::vector<int32_t>& expected,
 std::string TestDataPath(const std::string& relative) {
   const char* dir = std::getenv("PRUNERD_TEST_DATA");
   return absl::StrCat(dir != nullptr && *dir != '\0' ? dir : "../shared/data", "/", relative);
-}
-
-std::string SourcePath(const std::string& relative) {
-  const char* dir = std::getenv("PRUNERD_SOURCE_DIR");
-  return absl::StrCat(dir != nullptr && *dir != '\0' ? dir : ".", "/", relative);
 }
 
 std::vector<std::string> SplitLines(const std::string& text) {
