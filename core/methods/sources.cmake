@@ -6,6 +6,10 @@ set(PRUNERD_METHOD_SRCS
   masks.cc
   input_stats.cc
   magnitude_wanda.cc
+  sparsegpt.cc
+  barber_mask_rebuild.cc
+  barber_gradients.cc
+  barber.cc
   registry.cc
 )
 list(TRANSFORM PRUNERD_METHOD_SRCS PREPEND ${CMAKE_CURRENT_LIST_DIR}/)

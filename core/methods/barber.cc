@@ -1,0 +1,303 @@
+#include "core/methods/barber.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/engine/torch_util.h"
+#include "core/methods/barber_gradients.h"
+
+namespace prunerd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+template <typename Fn>
+void Timed(const at::Device& device, double* seconds, Fn&& fn) {
+  Synchronize(device);
+  const auto start = Clock::now();
+  fn();
+  Synchronize(device);
+  *seconds += std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::vector<at::Tensor> ZeroAccumulators(const LayerWeights& w, const std::vector<Proj>& projs) {
+  std::vector<at::Tensor> acc;
+  for (Proj p : projs) acc.push_back(at::zeros(w[p].sizes(), w[p].options().dtype(at::kFloat)));
+  return acc;
+}
+
+json CountsJson(const RebuildCounts& c) {
+  return {{"groups", c.groups},
+          {"groups_changed", c.groups_changed},
+          {"profitable_swaps", c.profitable},
+          {"swaps", c.swaps},
+          {"reference_threshold_differences", c.reference_differences}};
+}
+
+json NumberOrNull(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+json BlockJson(const BarberBlockRecord& r) {
+  json j = CountsJson(r.counts);
+  j["mse_before"] = NumberOrNull(r.mse_before);
+  j["mse_after"] = NumberOrNull(r.mse_after);
+  return j;
+}
+
+}  // namespace
+
+BarberTuning BarberTuningFromEnv() {
+  BarberTuning t;
+  if (const char* v = std::getenv("PRUNERD_BARBER_GRAD_DTYPE"); v != nullptr) {
+    const std::string s(v);
+    if (s == "bfloat16" || s == "bf16") t.grad_dtype = at::kBFloat16;
+    if (s == "float32" || s == "fp32") t.grad_dtype = at::kFloat;
+  }
+  if (const char* v = std::getenv("PRUNERD_BARBER_BLOCK_MSE"); v != nullptr) {
+    t.measure_block_mse = std::string(v) != "0";
+  }
+  if (const char* v = std::getenv("PRUNERD_BARBER_GRAD_BATCH"); v != nullptr) {
+    int64_t n = 0;
+    if (absl::SimpleAtoi(v, &n) && n > 0) t.grad_batch = n;
+  }
+  return t;
+}
+
+BarberLayer::BarberLayer(LayerContext& ctx, const LayerWeights& dense, const BarberOptions& options,
+                         const BarberTuning& tuning)
+    : ctx_(ctx), dense_(dense), options_(options), tuning_(tuning) {
+  at::NoGradGuard no_grad;
+  for (Proj p : kAllProjs) dense_grad_[p] = dense[p].to(tuning.grad_dtype);
+  rope_grad_ = tuning.grad_dtype == ctx.dtype
+                   ? *ctx.rope
+                   : MakeRope(*ctx.config, ctx.inputs->size(1), ctx.device, tuning.grad_dtype);
+  grad_batch_ = tuning.grad_batch > 0 ? tuning.grad_batch : std::max<int64_t>(1, ctx.batch / 4);
+}
+
+bool BarberLayer::NeedGradients() const {
+  return options_.tau > 0 && options_.metric != BarberMetric::kW;
+}
+
+void BarberLayer::ForEachGradBatch(const std::function<void(const at::Tensor& x)>& fn) const {
+  const int64_t n = ctx_.inputs->size(0);
+  for (int64_t b0 = 0; b0 < n; b0 += grad_batch_) {
+    fn(ctx_.inputs->narrow(0, b0, std::min(grad_batch_, n - b0)));
+  }
+}
+
+absl::Status BarberLayer::Rebuild(const std::vector<Proj>& projs,
+                                  const std::vector<at::Tensor>& grad_sq,
+                                  BarberBlockRecord& record) {
+  at::NoGradGuard no_grad;
+  LayerWeights& w = *ctx_.weights;
+  const int64_t sequences = ctx_.inputs->size(0);
+  std::vector<at::Tensor> scores, masks;
+  Timed(ctx_.device, &record.rebuild_seconds, [&] {
+    for (size_t i = 0; i < projs.size(); ++i) {
+      const Proj p = projs[i];
+      // Without gradients (tau 0 or metric w) the scores only matter through |W|.
+      scores.push_back(grad_sq.empty()
+                           ? BarberScores(dense_[p], at::Tensor(), sequences, BarberMetric::kW)
+                           : BarberScores(dense_[p], grad_sq[i], sequences, options_.metric));
+      masks.push_back(w[p].eq(0));
+    }
+  });
+  bool finite = true;
+  for (const at::Tensor& s : scores) finite = finite && at::isfinite(s).all().item<bool>();
+  if (!finite) {
+    return absl::InternalError(
+        "barber: non-finite scores (the dense block's gradients overflowed)");
+  }
+  Timed(ctx_.device, &record.rebuild_seconds, [&] {
+    std::vector<at::Tensor> rebuilt = RebuildBlockMasks(
+        scores, masks, options_.granularity, *ctx_.pattern, options_.tau, &record.counts);
+    for (size_t i = 0; i < projs.size(); ++i) {
+      const Proj p = projs[i];
+      // Kept weights back to their dense values; with retain_reconstruction, weights kept by
+      // the init keep its (SparseGPT-updated) values and revived ones get the dense value.
+      at::Tensor base =
+          options_.retain_reconstruction ? at::where(masks[i], dense_[p], w[p]) : dense_[p];
+      w[p].copy_(base.masked_fill(rebuilt[i], 0));
+    }
+  });
+  last_scores_ = std::move(scores);
+  last_masks_before_ = std::move(masks);
+  return absl::OkStatus();
+}
+
+absl::Status BarberLayer::RebuildAttention() {
+  const LayerWeights& w = *ctx_.weights;
+  const LlamaConfig& c = *ctx_.config;
+  BarberBlockRecord& record = records_[0];
+  const std::vector<Proj> projs(kAttentionProjs.begin(), kAttentionProjs.end());
+  const bool grads = NeedGradients();
+  std::vector<at::Tensor> acc = grads ? ZeroAccumulators(w, projs) : std::vector<at::Tensor>();
+  std::array<at::Tensor, 4> acc4;
+  if (grads) std::copy(acc.begin(), acc.end(), acc4.begin());
+  double sse = 0;
+  int64_t elements = 0;
+  Timed(ctx_.device, &record.grad_seconds, [&] {
+    ForEachGradBatch([&](const at::Tensor& x) {
+      at::Tensor xn, y_sparse;
+      {
+        at::NoGradGuard no_grad;
+        xn = RmsNorm(x, w.input_norm, c.rms_norm_eps);
+        y_sparse = Attention(w, xn, *ctx_.rope, c);
+      }
+      sse += AttentionBlockError(dense_grad_, xn, y_sparse, rope_grad_, c, grads ? &acc4 : nullptr);
+      elements += y_sparse.numel();
+    });
+  });
+  record.mse_before = sse / static_cast<double>(elements);
+  RETURN_IF_ERROR(Rebuild(projs, acc, record));
+  if (tuning_.measure_block_mse) {
+    double after = 0;
+    Timed(ctx_.device, &record.mse_seconds, [&] {
+      ForEachGradBatch([&](const at::Tensor& x) {
+        at::NoGradGuard no_grad;
+        at::Tensor xn = RmsNorm(x, w.input_norm, c.rms_norm_eps);
+        after += AttentionBlockError(dense_grad_, xn, Attention(w, xn, *ctx_.rope, c), rope_grad_,
+                                     c, nullptr);
+      });
+    });
+    record.mse_after = after / static_cast<double>(elements);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BarberLayer::RebuildMlp() {
+  const LayerWeights& w = *ctx_.weights;
+  const LlamaConfig& c = *ctx_.config;
+  BarberBlockRecord& record = records_[1];
+  const std::vector<Proj> projs(kMlpProjs.begin(), kMlpProjs.end());
+  const bool grads = NeedGradients();
+  std::vector<at::Tensor> acc = grads ? ZeroAccumulators(w, projs) : std::vector<at::Tensor>();
+  std::array<at::Tensor, 3> acc3;
+  if (grads) std::copy(acc.begin(), acc.end(), acc3.begin());
+  // The MLP input on the sparse stream, with the current (rebuilt) attention.
+  auto mlp_input = [&](const at::Tensor& x) {
+    at::NoGradGuard no_grad;
+    at::Tensor h = x + Attention(w, RmsNorm(x, w.input_norm, c.rms_norm_eps), *ctx_.rope, c);
+    return RmsNorm(h, w.post_norm, c.rms_norm_eps);
+  };
+  double sse = 0;
+  int64_t elements = 0;
+  Timed(ctx_.device, &record.grad_seconds, [&] {
+    ForEachGradBatch([&](const at::Tensor& x) {
+      at::Tensor hn = mlp_input(x), z_sparse;
+      {
+        at::NoGradGuard no_grad;
+        z_sparse = Mlp(w, hn);
+      }
+      sse += MlpBlockError(dense_grad_, hn, z_sparse, grads ? &acc3 : nullptr);
+      elements += z_sparse.numel();
+    });
+  });
+  record.mse_before = sse / static_cast<double>(elements);
+  RETURN_IF_ERROR(Rebuild(projs, acc, record));
+  if (tuning_.measure_block_mse) {
+    double after = 0;
+    Timed(ctx_.device, &record.mse_seconds, [&] {
+      ForEachGradBatch([&](const at::Tensor& x) {
+        at::Tensor hn = mlp_input(x);
+        at::NoGradGuard no_grad;
+        after += MlpBlockError(dense_grad_, hn, Mlp(w, hn), nullptr);
+      });
+    });
+    record.mse_after = after / static_cast<double>(elements);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+class BarberPruner : public LayerPruner {
+ public:
+  BarberPruner(const BarberOptions& options, std::unique_ptr<LayerPruner> init,
+               const BarberTuning& tuning)
+      : options_(options), init_(std::move(init)), tuning_(tuning) {}
+
+  absl::Status PruneLayer(LayerContext& ctx) override {
+    const SparsityPattern& pattern = *ctx.pattern;
+    if (!pattern.is_nm() && pattern.ratio <= 0.0) return init_->PruneLayer(ctx);
+    if (pattern.is_nm() && 2 * pattern.n > pattern.m) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "barber: N:M needs N <= M/2 (each group must hold as many kept weights as pruned), got ",
+          PatternName(pattern)));
+    }
+    LayerWeights dense;
+    {
+      at::NoGradGuard no_grad;
+      dense.input_norm = ctx.weights->input_norm;
+      dense.post_norm = ctx.weights->post_norm;
+      for (Proj p : kAllProjs) dense[p] = (*ctx.weights)[p].clone();
+    }
+    RETURN_IF_ERROR(init_->PruneLayer(ctx));
+    BarberLayer layer(ctx, dense, options_, tuning_);
+    absl::Status status;
+    ctx.timer->Time("barber", [&] {
+      status = layer.RebuildAttention();
+      if (status.ok()) status = layer.RebuildMlp();
+    });
+    RETURN_IF_ERROR(status);
+    layers_.push_back({layer.attention(), layer.mlp()});
+    return absl::OkStatus();
+  }
+
+  json Report() const override {
+    RebuildCounts total;
+    double grad = 0, rebuild = 0, mse = 0;
+    int64_t measured = 0, improved = 0;
+    json per_layer = json::array();
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      for (const BarberBlockRecord& r : layers_[l]) {
+        total += r.counts;
+        grad += r.grad_seconds;
+        rebuild += r.rebuild_seconds;
+        mse += r.mse_seconds;
+        if (!std::isnan(r.mse_after)) {
+          ++measured;
+          if (r.mse_after <= r.mse_before) ++improved;
+        }
+      }
+      per_layer.push_back({{"layer", l},
+                           {"attention", BlockJson(layers_[l][0])},
+                           {"mlp", BlockJson(layers_[l][1])}});
+    }
+    json b = CountsJson(total);
+    b["grad_dtype"] = std::string(c10::toString(tuning_.grad_dtype));
+    b["blocks_mse_measured"] = measured;
+    b["blocks_mse_not_worse"] = improved;
+    b["per_layer"] = per_layer;
+    b["seconds"] = {{"gradients", grad}, {"rebuild", rebuild}, {"mse_after", mse}};
+    b["notes"] = {"swaps by index: group zero counts exact",
+                  "block loss = sum of squared errors (reference: mean; same ranking)"};
+    json j = {{"barber", b}};
+    json init = init_->Report();
+    if (!init.empty()) j["init"] = init;
+    return j;
+  }
+
+ private:
+  BarberOptions options_;
+  std::unique_ptr<LayerPruner> init_;
+  BarberTuning tuning_;
+  std::vector<std::array<BarberBlockRecord, 2>> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<LayerPruner> MakeBarberPruner(const BarberOptions& options,
+                                              std::unique_ptr<LayerPruner> init,
+                                              const BarberTuning& tuning) {
+  return std::make_unique<BarberPruner>(options, std::move(init), tuning);
+}
+
+}  // namespace prunerd
