@@ -88,10 +88,10 @@ absl::StatusOr<ParsedEntry> ParseEntry(const std::string& where, const std::stri
                               out.end - out.begin, " bytes"));
   }
   if (out.end > data_size) {
-    return absl::DataLossError(absl::StrCat(
-        where, ": tensor \"", name, "\": data_offsets [", out.begin, ", ", out.end,
-        "] point outside the file: the data section has only ", data_size,
-        " bytes (truncated file or corrupt header)"));
+    return absl::DataLossError(
+        absl::StrCat(where, ": tensor \"", name, "\": data_offsets [", out.begin, ", ", out.end,
+                     "] point outside the file: the data section has only ", data_size,
+                     " bytes (truncated file or corrupt header)"));
   }
   out.view.nbytes = static_cast<size_t>(nbytes);
   return out;
@@ -104,8 +104,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   const std::string where = "safetensors file " + path;
   const uint64_t size = map->size();
   if (size < 8) {
-    return absl::DataLossError(absl::StrCat(where, ": file has ", size,
-                                            " bytes, too short for the 8-byte header length"));
+    return absl::DataLossError(
+        absl::StrCat(where, ": file has ", size, " bytes, too short for the 8-byte header length"));
   }
   const uint64_t header_len = ReadLittleEndian64(map->data());
   if (header_len > kMaxHeaderBytes) {
@@ -141,8 +141,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
       }
       for (const auto& [mkey, mvalue] : value.items()) {
         if (!mvalue.is_string()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, ": \"__metadata__\" value for \"", mkey, "\" is not a string"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": \"__metadata__\" value for \"", mkey, "\" is not a string"));
         }
         file->metadata_[mkey] = mvalue.get<std::string>();
       }
@@ -220,10 +220,10 @@ absl::Status SafetensorsWriter::Write(const std::string& path,
     }
     const uint64_t expected = static_cast<uint64_t>(t.view.numel()) * DTypeSize(t.view.dtype);
     if (expected != t.view.nbytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": tensor \"", t.name, "\" ", AbslView(DTypeName(t.view.dtype)), " ",
-          ShapeString(t.view.shape), " needs ", expected, " bytes but the view holds ",
-          t.view.nbytes));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": tensor \"", t.name, "\" ",
+                                                     AbslView(DTypeName(t.view.dtype)), " ",
+                                                     ShapeString(t.view.shape), " needs ", expected,
+                                                     " bytes but the view holds ", t.view.nbytes));
     }
     if (t.view.nbytes > 0 && t.view.data == nullptr) {
       return absl::InvalidArgumentError(

@@ -77,11 +77,10 @@ TEST(DTypeTest, NamesSizesAndParsing) {
 
 TEST_F(SafetensorsReadTest, ReadsHandBuiltFileWithPaddedHeader) {
   // "a" is stored after "b" in the data section; the header has trailing spaces.
-  std::string header =
-      R"({"__metadata__":{"format":"pt","note":"x"},)"
-      R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
-      R"("b":{"dtype":"I8","shape":[2,4],"data_offsets":[0,8]},)"
-      R"("e":{"dtype":"F16","shape":[0,3],"data_offsets":[16,16]}})";
+  std::string header = R"({"__metadata__":{"format":"pt","note":"x"},)"
+                       R"("a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+                       R"("b":{"dtype":"I8","shape":[2,4],"data_offsets":[0,8]},)"
+                       R"("e":{"dtype":"F16","shape":[0,3],"data_offsets":[16,16]}})";
   header.append(5, ' ');
   std::string data = "\x01\x02\x03\x04\x05\x06\x07\x08";
   float a[2] = {1.5f, -2.25f};
@@ -200,8 +199,8 @@ TEST_F(SafetensorsReadTest, OffsetsPointFarOutsideTheFile) {
       R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[1000000000000,1000000000008]}})",
       "12345678");
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(Message(s), AllOf(HasSubstr("[1000000000000, 1000000000008]"),
-                                HasSubstr("outside the file")));
+  EXPECT_THAT(Message(s),
+              AllOf(HasSubstr("[1000000000000, 1000000000008]"), HasSubstr("outside the file")));
 }
 
 TEST_F(SafetensorsReadTest, OverlappingTensors) {
@@ -209,8 +208,8 @@ TEST_F(SafetensorsReadTest, OverlappingTensors) {
                       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                       "123456789012");
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(Message(s), AllOf(HasSubstr("\"a\" [0, 8)"), HasSubstr("\"b\" [4, 12)"),
-                                HasSubstr("overlap")));
+  EXPECT_THAT(Message(s),
+              AllOf(HasSubstr("\"a\" [0, 8)"), HasSubstr("\"b\" [4, 12)"), HasSubstr("overlap")));
 }
 
 TEST_F(SafetensorsReadTest, MetadataMustBeStringMap) {

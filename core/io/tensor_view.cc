@@ -19,11 +19,11 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kF64, 8, "F64", "float64", true},   {DType::kF32, 4, "F32", "float32", true},
-    {DType::kF16, 2, "F16", "float16", true},   {DType::kBF16, 2, "BF16", "bfloat16", true},
-    {DType::kI64, 8, "I64", "int64", false},    {DType::kI32, 4, "I32", "int32", false},
-    {DType::kI16, 2, "I16", "int16", false},    {DType::kI8, 1, "I8", "int8", false},
-    {DType::kU8, 1, "U8", "uint8", false},      {DType::kBool, 1, "BOOL", "bool", false},
+    {DType::kF64, 8, "F64", "float64", true}, {DType::kF32, 4, "F32", "float32", true},
+    {DType::kF16, 2, "F16", "float16", true}, {DType::kBF16, 2, "BF16", "bfloat16", true},
+    {DType::kI64, 8, "I64", "int64", false},  {DType::kI32, 4, "I32", "int32", false},
+    {DType::kI16, 2, "I16", "int16", false},  {DType::kI8, 1, "I8", "int8", false},
+    {DType::kU8, 1, "U8", "uint8", false},    {DType::kBool, 1, "BOOL", "bool", false},
 };
 
 const DTypeInfo& Info(DType dtype) {
@@ -61,8 +61,8 @@ absl::StatusOr<DType> DTypeFromTorchName(std::string_view name) {
   for (const DTypeInfo& info : kDTypes) {
     if (info.torch_name == n) return info.dtype;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dtype \"", AbslView(name), "\" (expected float32, float16 or bfloat16)"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype \"", AbslView(name),
+                                                 "\" (expected float32, float16 or bfloat16)"));
 }
 
 int64_t NumElements(const std::vector<int64_t>& shape) {

@@ -122,7 +122,11 @@ class Stories260KTest : public ::testing::Test {
     std::memcpy(floats_.data(), raw_.data() + 28, floats_.size() * 4);
     // Offsets (in floats) of each array, from data/README.md's layout.
     int64_t off = 0;
-    auto next = [&](int64_t n) { int64_t o = off; off += n; return o; };
+    auto next = [&](int64_t n) {
+      int64_t o = off;
+      off += n;
+      return o;
+    };
     emb_ = next(kVocab * kDim);
     rms_att_ = next(kLayers * kDim);
     wq_ = next(kLayers * kDim * kDim);
@@ -171,8 +175,9 @@ TEST_F(Stories260KTest, ConfigMatchesReadme) {
   EXPECT_EQ(c.torch_dtype, DType::kF32);
   EXPECT_EQ(c.NumParameters(), 260'032);
   EXPECT_EQ(c.NumParameters(),
-            kVocab * kDim + kLayers * (2 * kDim + 2 * kDim * kDim + 2 * kKvDim * kDim +
-                                       3 * kHidden * kDim) + kDim);
+            kVocab * kDim +
+                kLayers * (2 * kDim + 2 * kDim * kDim + 2 * kKvDim * kDim + 3 * kHidden * kDim) +
+                kDim);
   EXPECT_EQ((*ckpt)->TotalBytes(), 4 * 260'032);
   EXPECT_THAT((*ckpt)->tokenizer_path(), EndsWith("stories260K/tok512.model"));
   EXPECT_TRUE((*ckpt)->config_json().empty());

@@ -53,7 +53,8 @@ std::vector<RequiredTensor> RequiredTensors(const LlamaConfig& c) {
     }
   }
   out.push_back({std::string(kFinalNormName), {c.hidden_size}});
-  if (!c.tie_word_embeddings) out.push_back({std::string(kLmHeadName), {c.vocab_size, c.hidden_size}});
+  if (!c.tie_word_embeddings)
+    out.push_back({std::string(kLmHeadName), {c.vocab_size, c.hidden_size}});
   return out;
 }
 
@@ -92,9 +93,8 @@ absl::Status ValidateTensors(const LlamaConfig& config,
     }
     const size_t expected_bytes = static_cast<size_t>(t.numel()) * DTypeSize(t.dtype);
     if (t.nbytes != expected_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(w, ": tensor \"", r.name, "\" holds ",
-                                                     t.nbytes, " bytes, expected ",
-                                                     expected_bytes));
+      return absl::InvalidArgumentError(absl::StrCat(
+          w, ": tensor \"", r.name, "\" holds ", t.nbytes, " bytes, expected ", expected_bytes));
     }
   }
   return absl::OkStatus();
@@ -110,8 +110,7 @@ class CheckpointLoader {
   static absl::Status AddShard(std::unique_ptr<SafetensorsFile> shard, Checkpoint* ckpt);
 };
 
-absl::Status CheckpointLoader::AddShard(std::unique_ptr<SafetensorsFile> shard,
-                                        Checkpoint* ckpt) {
+absl::Status CheckpointLoader::AddShard(std::unique_ptr<SafetensorsFile> shard, Checkpoint* ckpt) {
   for (const std::string& name : shard->names()) {
     ASSIGN_OR_RETURN(TensorView view, shard->Get(name));
     if (!ckpt->tensors_.emplace(name, view).second) {
@@ -151,9 +150,8 @@ absl::Status CheckpointLoader::LoadHuggingFace(const std::string& dir, Checkpoin
     std::set<std::string> shard_names;
     for (const auto& [tensor, shard] : weight_map.items()) {
       if (!shard.is_string() || !IsPlainFileName(shard.get<std::string>())) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": weight_map entry for \"",
-                                                       tensor, "\" is not a file name: ",
-                                                       shard.dump()));
+        return absl::InvalidArgumentError(absl::StrCat(where, ": weight_map entry for \"", tensor,
+                                                       "\" is not a file name: ", shard.dump()));
       }
       shard_names.insert(shard.get<std::string>());
     }
@@ -175,9 +173,9 @@ absl::Status CheckpointLoader::LoadHuggingFace(const std::string& dir, Checkpoin
         if (file->path() == shard_path) found = file->Contains(tensor);
       }
       if (!found) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": weight_map puts tensor \"", tensor, "\" in ",
-                         shard.get<std::string>(), " but that shard does not contain it"));
+        return absl::InvalidArgumentError(absl::StrCat(where, ": weight_map puts tensor \"", tensor,
+                                                       "\" in ", shard.get<std::string>(),
+                                                       " but that shard does not contain it"));
       }
     }
   } else if (IsRegularFile(root / kSingleFile)) {
@@ -186,8 +184,9 @@ absl::Status CheckpointLoader::LoadHuggingFace(const std::string& dir, Checkpoin
   } else if (IsRegularFile(root / "pytorch_model.bin") ||
              IsRegularFile(root / "pytorch_model.bin.index.json")) {
     return absl::UnimplementedError(
-        absl::StrCat(dir, ": only safetensors weights are supported; pytorch_model.bin "
-                          "(pickle) is not. Convert with transformers' save_pretrained()"));
+        absl::StrCat(dir,
+                     ": only safetensors weights are supported; pytorch_model.bin "
+                     "(pickle) is not. Convert with transformers' save_pretrained()"));
   } else {
     return absl::NotFoundError(
         absl::StrCat(dir, ": no ", kSingleFile, " or ", kIndexFile, " in the model directory"));

@@ -45,9 +45,9 @@ nlohmann::json TinyConfig() {
 
 // Tensors with distinct contents: element i of the k-th tensor is k + i / 1000.
 std::map<std::string, HostTensor> TinyTensors() {
-  std::map<std::string, std::vector<int64_t>> shapes = {
-      {"model.embed_tokens.weight", {16, 8}}, {"model.norm.weight", {8}},
-      {"lm_head.weight", {16, 8}}};
+  std::map<std::string, std::vector<int64_t>> shapes = {{"model.embed_tokens.weight", {16, 8}},
+                                                        {"model.norm.weight", {8}},
+                                                        {"lm_head.weight", {16, 8}}};
   for (int l = 0; l < 2; ++l) {
     shapes[InputNormName(l)] = {8};
     shapes[PostAttnNormName(l)] = {8};
@@ -91,7 +91,8 @@ class CheckpointTest : public ::testing::Test {
     std::filesystem::create_directories(Dir());
     WriteBytes(Dir() + "/config.json", TinyConfig().dump(2));
     std::vector<NamedTensor> a, b;
-    nlohmann::json index = {{"metadata", {{"total_size", 0}}}, {"weight_map", nlohmann::json::object()}};
+    nlohmann::json index = {{"metadata", {{"total_size", 0}}},
+                            {"weight_map", nlohmann::json::object()}};
     int i = 0;
     for (const auto& [name, t] : tensors) {
       const bool first = i++ % 2 == 0;
@@ -114,8 +115,8 @@ TEST_F(CheckpointTest, OpensValidTinyModelAndIgnoresExtraTensors) {
   auto ckpt = Checkpoint::Open(Dir());
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   EXPECT_EQ((*ckpt)->config().head_dim, 4);
-  EXPECT_EQ((*ckpt)->config().NumParameters(), 16 * 8 * 2 + 8 +
-                                                   2 * (16 + 64 + 32 + 32 + 64 + 3 * 96));
+  EXPECT_EQ((*ckpt)->config().NumParameters(),
+            16 * 8 * 2 + 8 + 2 * (16 + 64 + 32 + 32 + 64 + 3 * 96));
   EXPECT_EQ((*ckpt)->TensorNames().size(), 1u + 2 * 9 + 1 + 1 + 1);
   for (const auto& [name, t] : TinyTensors()) {
     auto v = (*ckpt)->Get(name);
@@ -246,9 +247,9 @@ TEST_F(CheckpointTest, MissingShardNamedInIndex) {
   std::filesystem::remove(Dir() + "/part-b.safetensors");
   auto s = OpenStatus();
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(Message(s), AllOf(HasSubstr("model.safetensors.index.json"),
-                                HasSubstr("shard \"part-b.safetensors\""),
-                                HasSubstr("does not exist")));
+  EXPECT_THAT(Message(s),
+              AllOf(HasSubstr("model.safetensors.index.json"),
+                    HasSubstr("shard \"part-b.safetensors\""), HasSubstr("does not exist")));
 }
 
 TEST_F(CheckpointTest, IndexPointsToWrongShard) {
@@ -311,8 +312,8 @@ std::string TinyLlama2c(int32_t vocab, int64_t* total_floats) {
   const int64_t v = vocab < 0 ? -vocab : vocab;
   int64_t n = v * dim + dim + dim * dim + 2 * kv_dim * dim + dim * dim + dim + 3 * hidden * dim +
               dim + 2 * seq * head / 2 + (vocab < 0 ? v * dim : 0);
-  std::string bytes = I32LE(dim) + I32LE(hidden) + I32LE(1) + I32LE(2) + I32LE(1) + I32LE(vocab) +
-                      I32LE(seq);
+  std::string bytes =
+      I32LE(dim) + I32LE(hidden) + I32LE(1) + I32LE(2) + I32LE(1) + I32LE(vocab) + I32LE(seq);
   for (int64_t k = 0; k < n; ++k) {
     float f = static_cast<float>(k);
     bytes.append(reinterpret_cast<const char*>(&f), 4);
@@ -370,8 +371,7 @@ TEST(Llama2cTest, SharedClassifierAndTokenizerDiscovery) {
   WriteBytes(tmp.Join("tok20.model"), "x");  // ambiguous: none
   EXPECT_TRUE((*Checkpoint::Open(tmp.Join("m.bin")))->tokenizer_path().empty());
   WriteBytes(tmp.Join("tokenizer.model"), "x");  // the standard name wins
-  EXPECT_EQ((*Checkpoint::Open(tmp.Join("m.bin")))->tokenizer_path(),
-            tmp.Join("tokenizer.model"));
+  EXPECT_EQ((*Checkpoint::Open(tmp.Join("m.bin")))->tokenizer_path(), tmp.Join("tokenizer.model"));
 }
 
 TEST(Llama2cTest, MalformedHeaders) {

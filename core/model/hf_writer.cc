@@ -128,8 +128,8 @@ struct HfModelWriter::Impl {
     RETURN_IF_ERROR(sticky_error);
     if (name.empty()) return absl::InvalidArgumentError("HfModelWriter: empty tensor name");
     if (written.count(name) > 0) {
-      return absl::InvalidArgumentError(absl::StrCat("HfModelWriter: tensor \"", name,
-                                                     "\" added twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("HfModelWriter: tensor \"", name, "\" added twice"));
     }
     for (const BufferedTensor& t : buffer) {
       if (t.name == name) {
@@ -139,9 +139,9 @@ struct HfModelWriter::Impl {
     }
     const size_t expected = static_cast<size_t>(tensor.numel()) * DTypeSize(tensor.dtype);
     if (tensor.nbytes != expected || (expected > 0 && tensor.data == nullptr)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "HfModelWriter: tensor \"", name, "\" ", ShapeString(tensor.shape), " needs ", expected,
-          " bytes but the view holds ", tensor.nbytes));
+      return absl::InvalidArgumentError(absl::StrCat("HfModelWriter: tensor \"", name, "\" ",
+                                                     ShapeString(tensor.shape), " needs ", expected,
+                                                     " bytes but the view holds ", tensor.nbytes));
     }
     absl::Status s = EnsureTempDir();
     if (s.ok() && !buffer.empty() &&
@@ -197,8 +197,8 @@ struct HfModelWriter::Impl {
       nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
       for (const auto& [name, t] : written) weight_map[name] = shard_names[t.shard];
       index["weight_map"] = std::move(weight_map);
-      RETURN_IF_ERROR(WriteFileAtomic(temp_dir + "/model.safetensors.index.json",
-                                      index.dump(2) + "\n"));
+      RETURN_IF_ERROR(
+          WriteFileAtomic(temp_dir + "/model.safetensors.index.json", index.dump(2) + "\n"));
     }
     RETURN_IF_ERROR(
         WriteFileAtomic(temp_dir + "/config.json", ToHfConfigJson(config, base_config_json)));

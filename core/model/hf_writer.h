@@ -35,7 +35,7 @@ namespace prunerd {
 
 struct HfWriterOptions {
   int64_t max_shard_bytes = int64_t{2} << 30;  // 2 GiB, like transformers' default 5GB-ish
-  std::string metadata_format = "pt";           // safetensors __metadata__ {"format": ...}
+  std::string metadata_format = "pt";          // safetensors __metadata__ {"format": ...}
 };
 
 class HfModelWriter {

@@ -162,8 +162,10 @@ TEST(HfModelWriterTest, PrunedShapesRoundTripThroughConfig) {
   TempDir tmp;
   HfModelWriter w(tmp.Join("p"), c, "", {});
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes = {
-      {"model.embed_tokens.weight", {32, 16}}, {"model.norm.weight", {16}},
-      {"lm_head.weight", {32, 16}},            {InputNormName(0), {16}},
+      {"model.embed_tokens.weight", {32, 16}},
+      {"model.norm.weight", {16}},
+      {"lm_head.weight", {32, 16}},
+      {InputNormName(0), {16}},
       {PostAttnNormName(0), {16}}};
   for (Proj p : kAllProjs) {
     auto s = ProjShape(c, p);

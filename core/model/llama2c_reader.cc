@@ -70,14 +70,14 @@ absl::StatusOr<Llama2cModel> ReadLlama2cCheckpoint(const std::string& path) {
   ASSIGN_OR_RETURN(auto map, MappedFile::Open(path));
   const std::string where = "llama2.c checkpoint " + path;
   if (map->size() < kHeaderBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": file has ", map->size(), " bytes, less than the 28-byte header"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": file has ", map->size(), " bytes, less than the 28-byte header"));
   }
   if (static_cast<uint32_t>(ReadInt32LE(map->data())) == kVersionedMagic) {
     int32_t version = map->size() >= 8 ? ReadInt32LE(map->data() + 4) : -1;
-    return absl::UnimplementedError(absl::StrCat(
-        where, ": a versioned llama2.c export (magic \"ak42\", version ", version,
-        ") is not supported; only the legacy version-0 format is"));
+    return absl::UnimplementedError(
+        absl::StrCat(where, ": a versioned llama2.c export (magic \"ak42\", version ", version,
+                     ") is not supported; only the legacy version-0 format is"));
   }
   int32_t h[7];
   for (int i = 0; i < 7; ++i) h[i] = ReadInt32LE(map->data() + 4 * i);
@@ -105,24 +105,24 @@ absl::StatusOr<Llama2cModel> ReadLlama2cCheckpoint(const std::string& path) {
   // Every factor is below 2^31, so 128-bit arithmetic cannot overflow here.
   using u128 = unsigned __int128;
   const u128 L = static_cast<u128>(layers);
-  u128 floats = static_cast<u128>(vocab) * dim        // token_embedding
-                + L * dim                              // rms_att
-                + L * dim * dim                        // wq
-                + 2 * L * kv_dim * dim                 // wk, wv
-                + L * dim * dim                        // wo
-                + L * dim                              // rms_ffn
-                + 3 * L * hidden * dim                 // w1, w2, w3
-                + dim                                  // rms_final
-                + 2 * static_cast<u128>(seq_len) * (head_dim / 2);  // freq_cis_real, _imag
+  u128 floats = static_cast<u128>(vocab) * dim                       // token_embedding
+                + L * dim                                            // rms_att
+                + L * dim * dim                                      // wq
+                + 2 * L * kv_dim * dim                               // wk, wv
+                + L * dim * dim                                      // wo
+                + L * dim                                            // rms_ffn
+                + 3 * L * hidden * dim                               // w1, w2, w3
+                + dim                                                // rms_final
+                + 2 * static_cast<u128>(seq_len) * (head_dim / 2);   // freq_cis_real, _imag
   if (!shared_classifier) floats += static_cast<u128>(vocab) * dim;  // wcls
   const u128 expected = kHeaderBytes + 4 * floats;
   if (expected != map->size()) {
     std::string expected_text = expected > static_cast<u128>(UINT64_MAX)
                                     ? std::string("more than 2^64")
                                     : absl::StrCat(static_cast<uint64_t>(expected));
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": file has ", map->size(), " bytes but its ", header_text, " implies ",
-        expected_text, " bytes (truncated, or not a legacy llama2.c checkpoint)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": file has ", map->size(), " bytes but its ", header_text, " implies ",
+                     expected_text, " bytes (truncated, or not a legacy llama2.c checkpoint)"));
   }
 
   Llama2cModel m;

@@ -114,28 +114,28 @@ absl::Status ParseRope(const Json& j, LlamaConfig* config) {
   RETURN_IF_ERROR(Annotate(ReadDouble(rope, "factor", &s.factor), prefix));
   RETURN_IF_ERROR(Annotate(ReadDouble(rope, "low_freq_factor", &s.low_freq_factor), prefix));
   RETURN_IF_ERROR(Annotate(ReadDouble(rope, "high_freq_factor", &s.high_freq_factor), prefix));
-  RETURN_IF_ERROR(Annotate(ReadInt(rope, "original_max_position_embeddings", true,
-                                   &s.original_max_position_embeddings),
-                           prefix));
+  RETURN_IF_ERROR(Annotate(
+      ReadInt(rope, "original_max_position_embeddings", true, &s.original_max_position_embeddings),
+      prefix));
   config->rope_scaling = s;
   return absl::OkStatus();
 }
 
-Json RopeScalingJson(const RopeScaling& s, bool with_type_key) {
+// The "llama3" fields as transformers writes them (transformers >= 4.43 reads "rope_type").
+Json RopeScalingJson(const RopeScaling& s) {
   Json r = Json::object();
   r["factor"] = s.factor;
   r["low_freq_factor"] = s.low_freq_factor;
   r["high_freq_factor"] = s.high_freq_factor;
   r["original_max_position_embeddings"] = s.original_max_position_embeddings;
   r["rope_type"] = "llama3";
-  if (with_type_key) r["type"] = "llama3";
   return r;
 }
 
 }  // namespace
 
 int64_t LlamaConfig::NumParameters() const {
-  const int64_t attn = q_dim() * hidden_size       // q_proj
+  const int64_t attn = q_dim() * hidden_size         // q_proj
                        + 2 * kv_dim() * hidden_size  // k_proj, v_proj
                        + hidden_size * q_dim();      // o_proj
   const int64_t mlp = 3 * intermediate_size * hidden_size;
@@ -175,14 +175,14 @@ absl::Status LlamaConfig::Validate() const {
   }
   if (rope_scaling.type == RopeScaling::Type::kLlama3) {
     if (!(rope_scaling.factor > 0)) {
-      problems.push_back(absl::StrCat("rope_scaling.factor must be positive, found ",
-                                      rope_scaling.factor));
+      problems.push_back(
+          absl::StrCat("rope_scaling.factor must be positive, found ", rope_scaling.factor));
     }
     if (!(rope_scaling.low_freq_factor > 0) ||
         !(rope_scaling.high_freq_factor > rope_scaling.low_freq_factor)) {
-      problems.push_back(absl::StrCat(
-          "rope_scaling needs 0 < low_freq_factor < high_freq_factor, found ",
-          rope_scaling.low_freq_factor, " and ", rope_scaling.high_freq_factor));
+      problems.push_back(
+          absl::StrCat("rope_scaling needs 0 < low_freq_factor < high_freq_factor, found ",
+                       rope_scaling.low_freq_factor, " and ", rope_scaling.high_freq_factor));
     }
     if (rope_scaling.original_max_position_embeddings <= 0) {
       problems.push_back(
@@ -227,8 +227,8 @@ absl::StatusOr<LlamaConfig> ParseHfConfig(std::string_view json_text) {
   if (Present(j, "hidden_act")) {
     const Json& act = j["hidden_act"];
     if (!act.is_string() || act.get<std::string>() != "silu") {
-      return absl::UnimplementedError(absl::StrCat(
-          "config.json: hidden_act ", act.dump(), " is not supported (only \"silu\")"));
+      return absl::UnimplementedError(absl::StrCat("config.json: hidden_act ", act.dump(),
+                                                   " is not supported (only \"silu\")"));
     }
   }
 
@@ -307,7 +307,7 @@ std::string ToHfConfigJson(const LlamaConfig& config, std::string_view base_json
   const bool llama3 = config.rope_scaling.type == RopeScaling::Type::kLlama3;
   if (j.contains("rope_parameters")) {
     // transformers 5 style: everything in rope_parameters; drop conflicting top-level fields.
-    Json rope = llama3 ? RopeScalingJson(config.rope_scaling, false) : Json::object();
+    Json rope = llama3 ? RopeScalingJson(config.rope_scaling) : Json::object();
     if (!llama3) rope["rope_type"] = "default";
     rope["rope_theta"] = config.rope_theta;
     j["rope_parameters"] = std::move(rope);
@@ -316,33 +316,47 @@ std::string ToHfConfigJson(const LlamaConfig& config, std::string_view base_json
   } else {
     // transformers 4 style, which transformers 5 also reads.
     j["rope_theta"] = config.rope_theta;
-    j["rope_scaling"] = llama3 ? RopeScalingJson(config.rope_scaling, true) : Json(nullptr);
+    j["rope_scaling"] = llama3 ? RopeScalingJson(config.rope_scaling) : Json(nullptr);
   }
   return j.dump(2) + "\n";
 }
 
 std::string_view ProjName(Proj p) {
   switch (p) {
-    case Proj::kQ: return "q_proj";
-    case Proj::kK: return "k_proj";
-    case Proj::kV: return "v_proj";
-    case Proj::kO: return "o_proj";
-    case Proj::kGate: return "gate_proj";
-    case Proj::kUp: return "up_proj";
-    case Proj::kDown: return "down_proj";
+    case Proj::kQ:
+      return "q_proj";
+    case Proj::kK:
+      return "k_proj";
+    case Proj::kV:
+      return "v_proj";
+    case Proj::kO:
+      return "o_proj";
+    case Proj::kGate:
+      return "gate_proj";
+    case Proj::kUp:
+      return "up_proj";
+    case Proj::kDown:
+      return "down_proj";
   }
   return "";
 }
 
 std::string_view ProjModulePath(Proj p) {
   switch (p) {
-    case Proj::kQ: return "self_attn.q_proj";
-    case Proj::kK: return "self_attn.k_proj";
-    case Proj::kV: return "self_attn.v_proj";
-    case Proj::kO: return "self_attn.o_proj";
-    case Proj::kGate: return "mlp.gate_proj";
-    case Proj::kUp: return "mlp.up_proj";
-    case Proj::kDown: return "mlp.down_proj";
+    case Proj::kQ:
+      return "self_attn.q_proj";
+    case Proj::kK:
+      return "self_attn.k_proj";
+    case Proj::kV:
+      return "self_attn.v_proj";
+    case Proj::kO:
+      return "self_attn.o_proj";
+    case Proj::kGate:
+      return "mlp.gate_proj";
+    case Proj::kUp:
+      return "mlp.up_proj";
+    case Proj::kDown:
+      return "mlp.down_proj";
   }
   return "";
 }
@@ -353,13 +367,18 @@ std::string ProjWeightName(int64_t layer, Proj p) {
 
 std::array<int64_t, 2> ProjShape(const LlamaConfig& c, Proj p) {
   switch (p) {
-    case Proj::kQ: return {c.q_dim(), c.hidden_size};
+    case Proj::kQ:
+      return {c.q_dim(), c.hidden_size};
     case Proj::kK:
-    case Proj::kV: return {c.kv_dim(), c.hidden_size};
-    case Proj::kO: return {c.hidden_size, c.q_dim()};
+    case Proj::kV:
+      return {c.kv_dim(), c.hidden_size};
+    case Proj::kO:
+      return {c.hidden_size, c.q_dim()};
     case Proj::kGate:
-    case Proj::kUp: return {c.intermediate_size, c.hidden_size};
-    case Proj::kDown: return {c.hidden_size, c.intermediate_size};
+    case Proj::kUp:
+      return {c.intermediate_size, c.hidden_size};
+    case Proj::kDown:
+      return {c.hidden_size, c.intermediate_size};
   }
   return {0, 0};
 }

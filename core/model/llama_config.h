@@ -89,7 +89,7 @@ std::array<int64_t, 2> ProjShape(const LlamaConfig& config, Proj p);
 inline constexpr std::string_view kEmbedName = "model.embed_tokens.weight";
 inline constexpr std::string_view kFinalNormName = "model.norm.weight";
 inline constexpr std::string_view kLmHeadName = "lm_head.weight";
-std::string InputNormName(int64_t layer);      // model.layers.{i}.input_layernorm.weight
-std::string PostAttnNormName(int64_t layer);   // model.layers.{i}.post_attention_layernorm.weight
+std::string InputNormName(int64_t layer);     // model.layers.{i}.input_layernorm.weight
+std::string PostAttnNormName(int64_t layer);  // model.layers.{i}.post_attention_layernorm.weight
 
 }  // namespace prunerd

@@ -71,9 +71,9 @@ TEST(ParseHfConfigTest, OlderStyleTopLevelRopeTheta) {
 
 TEST(ParseHfConfigTest, DefaultsWhenOptionalFieldsAreAbsent) {
   nlohmann::json j = OldStyleConfig();
-  for (const char* k : {"num_key_value_heads", "rope_theta", "rope_scaling", "torch_dtype",
-                        "tie_word_embeddings", "rms_norm_eps", "max_position_embeddings",
-                        "model_type", "hidden_act"}) {
+  for (const char* k :
+       {"num_key_value_heads", "rope_theta", "rope_scaling", "torch_dtype", "tie_word_embeddings",
+        "rms_norm_eps", "max_position_embeddings", "model_type", "hidden_act"}) {
     j.erase(k);
   }
   auto c = Parse(j);
@@ -87,9 +87,8 @@ TEST(ParseHfConfigTest, DefaultsWhenOptionalFieldsAreAbsent) {
 }
 
 TEST(ParseHfConfigTest, TransformersFiveRopeParametersAndDtype) {
-  const std::string text =
-      ::prunerd::testing::ReadBytes(::prunerd::testing::TestDataDir() +
-                                    "/models/prose16M/config.json");
+  const std::string text = ::prunerd::testing::ReadBytes(::prunerd::testing::TestDataDir() +
+                                                         "/models/prose16M/config.json");
   ASSERT_FALSE(text.empty());
   auto c = ParseHfConfig(text);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -135,9 +134,9 @@ TEST(ParseHfConfigTest, Llama3RopeScaling) {
   nlohmann::json t5 = OldStyleConfig();
   t5.erase("rope_scaling");
   t5.erase("rope_theta");
-  t5["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
-                           {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
-                           {"original_max_position_embeddings", 8192}};
+  t5["rope_parameters"] = {{"rope_type", "llama3"},   {"rope_theta", 500000.0},
+                           {"factor", 8.0},           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
   c = Parse(t5);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->rope_scaling.type, RopeScaling::Type::kLlama3);
@@ -150,8 +149,8 @@ TEST(ParseHfConfigTest, UnsupportedRopeScalingIsUnimplementedNamingTheKind) {
     j["rope_scaling"] = {{"rope_type", kind}, {"factor", 4.0}};
     auto s = Parse(j).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << kind;
-    EXPECT_THAT(Message(s), AllOf(HasSubstr("rope_scaling"),
-                                  HasSubstr(std::string("\"") + kind + "\"")));
+    EXPECT_THAT(Message(s),
+                AllOf(HasSubstr("rope_scaling"), HasSubstr(std::string("\"") + kind + "\"")));
   }
   nlohmann::json j = OldStyleConfig();
   j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e6}};
