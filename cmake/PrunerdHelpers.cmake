@@ -57,8 +57,21 @@ function(prunerd_cc_test)
   if(NOT labels)
     set(labels unit)  # an empty list would shift the property list below
   endif()
-  set(props LABELS "${labels}" TIMEOUT ${A_TIMEOUT}
-      ENVIRONMENT "PRUNERD_TEST_DATA=${PRUNERD_TEST_DATA};PRUNERD_BIN_DIR=${PROJECT_BINARY_DIR}/bin;PRUNERD_SOURCE_DIR=${PROJECT_SOURCE_DIR};${A_ENV}")
+  # Paths reach the tests as compile definitions (core/testing/test_data.h reads them, an
+  # environment variable of the same name without _DEFAULT overrides): gtest_discover_tests
+  # splits an ENVIRONMENT list on ';', so only one entry would survive.
+  target_compile_definitions(${A_NAME} PRIVATE
+    PRUNERD_DEFAULT_TEST_DATA="${PRUNERD_TEST_DATA}"
+    PRUNERD_DEFAULT_BIN_DIR="${PROJECT_BINARY_DIR}/bin"
+    PRUNERD_DEFAULT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  set(props LABELS "${labels}" TIMEOUT ${A_TIMEOUT})
+  if(A_ENV)
+    list(LENGTH A_ENV n_env)
+    if(n_env GREATER 1)
+      message(FATAL_ERROR "prunerd_cc_test(${A_NAME}): at most one ENV entry (see above)")
+    endif()
+    list(APPEND props ENVIRONMENT "${A_ENV}")
+  endif()
   if(A_SERIAL)
     list(APPEND props RUN_SERIAL TRUE)
   endif()

@@ -1,7 +1,10 @@
 // File: test_data.h
 //
-// Where tests find the shared data (models, tokenizers, texts): $PRUNERD_TEST_DATA, set by
-// prunerd_cc_test for every test, else ../shared/data relative to the source tree.
+// Where tests find things. Each is an environment variable when set, else the value CMake
+// compiled into the test (prunerd_cc_test defines PRUNERD_DEFAULT_*):
+//   TestDataDir()  $PRUNERD_TEST_DATA   shared data (models, tokenizers, texts)
+//   BinDir()       $PRUNERD_BIN_DIR     built binaries (prunerd, prunectl, ...)
+//   SourceDir()    $PRUNERD_SOURCE_DIR  the repository root (golden files in tests/golden)
 //
 //   std::string model = TestDataPath("models/prose16M");
 //
@@ -11,19 +14,28 @@
 #include <cstdlib>
 #include <string>
 
+#ifndef PRUNERD_DEFAULT_TEST_DATA
+#define PRUNERD_DEFAULT_TEST_DATA "../shared/data"
+#endif
+#ifndef PRUNERD_DEFAULT_BIN_DIR
+#define PRUNERD_DEFAULT_BIN_DIR "build/bin"
+#endif
+#ifndef PRUNERD_DEFAULT_SOURCE_DIR
+#define PRUNERD_DEFAULT_SOURCE_DIR "."
+#endif
+
 namespace prunerd {
 
-inline std::string TestDataDir() {
-  if (const char* d = std::getenv("PRUNERD_TEST_DATA"); d != nullptr && *d != '\0') return d;
-  return "../shared/data";
+inline std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? v : fallback;
 }
 
+inline std::string TestDataDir() { return EnvOr("PRUNERD_TEST_DATA", PRUNERD_DEFAULT_TEST_DATA); }
 inline std::string TestDataPath(const std::string& rel) { return TestDataDir() + "/" + rel; }
-
-// The repository root (golden files live under tests/golden).
+inline std::string BinDir() { return EnvOr("PRUNERD_BIN_DIR", PRUNERD_DEFAULT_BIN_DIR); }
 inline std::string SourceDir() {
-  if (const char* d = std::getenv("PRUNERD_SOURCE_DIR"); d != nullptr && *d != '\0') return d;
-  return ".";
+  return EnvOr("PRUNERD_SOURCE_DIR", PRUNERD_DEFAULT_SOURCE_DIR);
 }
 
 }  // namespace prunerd
