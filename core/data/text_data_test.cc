@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/io/safetensors.h"
+#include "core/testing/test_data.h"
 #include "core/tokenizer/spm_oracle.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,8 +100,8 @@ TEST_F(TextDataTest, EvalWindowsAreAHandCutOfTheStream) {
 // The WikiText-2 protocol on a real text: BOS + SentencePiece's own ids of the whole file
 // (python sentencepiece, run now), cut into floor(n / T) windows.
 TEST_F(TextDataTest, EvalWindowsOnARealTextMatchSentencePiece) {
-  const std::string model = testing::TestDataPath("models/stories260K/tok512.model");
-  const std::string text = testing::TestDataPath("text/tinystories/tinystories_val_head.txt");
+  const std::string model = TestDataPath("models/stories260K/tok512.model");
+  const std::string text = TestDataPath("text/tinystories/tinystories_val_head.txt");
   auto oracle = testing::SpmEncodeWhole(model, {text});
   ASSERT_TRUE(oracle.ok()) << oracle.status();
   std::vector<int32_t> stream = {B};
@@ -139,7 +140,7 @@ TEST_F(TextDataTest, JsonlDocumentsApartAndJoinedForEvaluation) {
 
   // With SentencePiece the joined text is not the concatenation of the documents: "cdef"
   // alone gets a dummy prefix, after "\n\n" it does not.
-  auto sp = Tokenizer::Load(testing::TestDataPath("models/stories260K/tok512.model"));
+  auto sp = Tokenizer::Load(TestDataPath("models/stories260K/tok512.model"));
   ASSERT_TRUE(sp.ok());
   auto real = LoadCorpus(path, sp->get(), 512);
   ASSERT_TRUE(real.ok()) << real.status();

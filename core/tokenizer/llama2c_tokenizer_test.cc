@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/testing/test_data.h"
 #include "core/tokenizer/bpe_tokenizer.h"
 #include "core/tokenizer/llama2c_tokenizer_loader.h"
 #include "core/tokenizer/spm_model_edit.h"
@@ -20,7 +21,6 @@ namespace {
 
 using testing::DescribeMismatch;
 using testing::ReadFileOrDie;
-using testing::TestDataPath;
 
 const char* const kTexts[] = {
     "text/wikitext-2-raw/wiki.test.raw",

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/testing/test_data.h"
 #include "core/tokenizer/spm_oracle.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
@@ -18,7 +19,6 @@ namespace {
 
 using testing::DescribeMismatch;
 using testing::ReadFileOrDie;
-using testing::TestDataPath;
 
 const char* const kModels[] = {
     "models/stories260K/tok512.model",

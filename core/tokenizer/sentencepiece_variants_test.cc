@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/testing/test_data.h"
 #include "core/tokenizer/spm_model_edit.h"
 #include "core/tokenizer/spm_oracle.h"
 #include "core/tokenizer/tokenizer.h"
@@ -20,7 +21,6 @@ namespace {
 
 using testing::DescribeMismatch;
 using testing::ReadFileOrDie;
-using testing::TestDataPath;
 using testing::WriteFileOrDie;
 
 // Single-line edge cases (no '\n', so spm_encode can take them one per line too).

@@ -115,11 +115,6 @@ std::string DescribeMismatch(const std::vector<int32_t>& expected,
                       "\n  ours:   ", show(actual));
 }
 
-std::string TestDataPath(const std::string& relative) {
-  const char* dir = std::getenv("PRUNERD_TEST_DATA");
-  return absl::StrCat(dir != nullptr && *dir != '\0' ? dir : "../shared/data", "/", relative);
-}
-
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines = absl::StrSplit(text, '\n');
   if (!lines.empty() && lines.back().empty()) lines.pop_back();

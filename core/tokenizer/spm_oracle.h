@@ -34,9 +34,6 @@ std::string DescribeMismatch(const std::vector<int32_t>& expected,
                              const std::vector<int32_t>& actual, const Tokenizer& tok,
                              const std::string& context);
 
-// Where the shared data lives ($PRUNERD_TEST_DATA, else ../shared/data).
-std::string TestDataPath(const std::string& relative);
-
 // Splits a file's contents into lines as spm_encode reads them (std::getline: a final '\n'
 // does not start another line).
 std::vector<std::string> SplitLines(const std::string& text);

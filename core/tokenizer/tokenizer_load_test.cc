@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "core/testing/test_data.h"
 #include "core/tokenizer/spm_model_edit.h"
 #include "core/tokenizer/spm_oracle.h"
 #include "core/tokenizer/tokenizer.h"
@@ -13,7 +14,6 @@ namespace prunerd {
 namespace {
 
 using testing::ReadFileOrDie;
-using testing::TestDataPath;
 using testing::WriteFileOrDie;
 
 class TokenizerLoadTest : public ::testing::Test {
