@@ -12,6 +12,7 @@
 #include "core/common/status_macros.h"
 #include "core/engine/torch_util.h"
 #include "core/methods/barber_gradients.h"
+#include "core/methods/tf32_scope.h"
 
 namespace prunerd {
 namespace {
@@ -59,6 +60,10 @@ BarberTuning BarberTuningFromEnv() {
     const std::string s(v);
     if (s == "bfloat16" || s == "bf16") t.grad_dtype = at::kBFloat16;
     if (s == "float32" || s == "fp32") t.grad_dtype = at::kFloat;
+    if (s == "tf32") {
+      t.grad_dtype = at::kFloat;
+      t.tf32 = true;
+    }
   }
   if (const char* v = std::getenv("PRUNERD_BARBER_BLOCK_MSE"); v != nullptr) {
     t.measure_block_mse = std::string(v) != "0";
@@ -243,6 +248,7 @@ class BarberPruner : public LayerPruner {
     BarberLayer layer(ctx, dense, options_, tuning_);
     absl::Status status;
     ctx.timer->Time("barber", [&] {
+      ScopedTf32 tf32(tuning_.tf32 && ctx.device.is_cuda());
       status = layer.RebuildAttention();
       if (status.ok()) status = layer.RebuildMlp();
     });
@@ -272,7 +278,8 @@ class BarberPruner : public LayerPruner {
                            {"mlp", BlockJson(layers_[l][1])}});
     }
     json b = CountsJson(total);
-    b["grad_dtype"] = std::string(c10::toString(tuning_.grad_dtype));
+    b["grad_dtype"] =
+        tuning_.tf32 ? std::string("tf32") : std::string(c10::toString(tuning_.grad_dtype));
     b["blocks_mse_measured"] = measured;
     b["blocks_mse_not_worse"] = improved;
     b["per_layer"] = per_layer;

@@ -49,6 +49,9 @@ struct BarberTuning {
   // Dtype of the dense block's forward/backward: fp32 as the reference does, or bf16 operands
   // (the loss and the Σ G² accumulators stay fp32) for large models on a GPU.
   at::ScalarType grad_dtype = at::kFloat;
+  // With grad_dtype fp32 on CUDA: allow TF32 tensor-core matmuls in the gradient passes
+  // (10-bit operands, fp32 accumulation; not exact for fp32 intermediates).
+  bool tf32 = false;
   // Measure the block MSE after each rebuild (one extra sparse and dense forward per block).
   bool measure_block_mse = true;
   // Sequences per gradient pass; 0 = max(1, executor batch / 4) (the backward holds about
@@ -56,7 +59,7 @@ struct BarberTuning {
   int64_t grad_batch = 0;
 };
 
-// Defaults overridden by PRUNERD_BARBER_GRAD_DTYPE (float32 | bfloat16),
+// Defaults overridden by PRUNERD_BARBER_GRAD_DTYPE (float32 | tf32 | bfloat16),
 // PRUNERD_BARBER_BLOCK_MSE (0 | 1) and PRUNERD_BARBER_GRAD_BATCH (n), for benchmarks until
 // the job spec carries these.
 BarberTuning BarberTuningFromEnv();

@@ -19,6 +19,7 @@
 #include "core/methods/barber_mask_rebuild.h"
 #include "core/methods/magnitude_wanda.h"
 #include "core/methods/masks.h"
+#include "core/methods/naive_rebuild_oracle.h"
 #include "core/methods/sparsegpt.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -313,39 +314,11 @@ TEST(SparseGpt, ReconstructionBeatsZeroingTheSameMask) {
 // ---------------------------------------------------------------------------------------
 // Mask rebuild against a naive per-group oracle, every granularity.
 
-struct NaiveGroupResult {
-  std::vector<bool> pruned;
-  int64_t k = 0;
-};
-
-// One group: sort the pruned scores descending and the kept ones ascending, count the
-// profitable prefix, swap the first k of each list.
-NaiveGroupResult NaiveRebuildGroup(const std::vector<float>& s, const std::vector<bool>& pruned,
-                                   double tau) {
-  std::vector<int64_t> g, p;
-  for (size_t i = 0; i < s.size(); ++i) (pruned[i] ? g : p).push_back(i);
-  std::stable_sort(g.begin(), g.end(), [&](int64_t a, int64_t b) { return s[a] > s[b]; });
-  std::stable_sort(p.begin(), p.end(), [&](int64_t a, int64_t b) { return s[a] < s[b]; });
-  int64_t r = 0;
-  while (r < static_cast<int64_t>(std::min(g.size(), p.size())) && s[g[r]] > s[p[r]]) ++r;
-  NaiveGroupResult out{pruned, static_cast<int64_t>(std::floor(r * tau))};
-  for (int64_t i = 0; i < out.k; ++i) {
-    out.pruned[g[i]] = false;
-    out.pruned[p[i]] = true;
-  }
-  return out;
-}
-
-std::vector<float> ToVec(const at::Tensor& t) {
-  at::Tensor c = t.to(at::kFloat).contiguous().reshape({-1});
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-std::vector<bool> ToBoolVec(const at::Tensor& t) {
-  at::Tensor c = t.contiguous().reshape({-1});
-  std::vector<bool> v(c.numel());
-  for (int64_t i = 0; i < c.numel(); ++i) v[i] = c.data_ptr<bool>()[i];
-  return v;
-}
+using testing::NaiveGroupResult;
+using testing::NaiveGroups;
+using testing::NaiveRebuildGroup;
+std::vector<float> ToVec(const at::Tensor& t) { return testing::ToFloatVector(t); }
+std::vector<bool> ToBoolVec(const at::Tensor& t) { return testing::ToBoolVector(t); }
 
 TEST(BarberRebuild, MatchesNaiveGroupsForEveryGranularity) {
   at::manual_seed(11);
@@ -364,25 +337,7 @@ TEST(BarberRebuild, MatchesNaiveGroupsForEveryGranularity) {
       RebuildCounts counts;
       std::vector<at::Tensor> out =
           RebuildBlockMasks(scores, masks, g, SparsityPattern{.ratio = 0.5}, tau, &counts);
-      // The groups, as lists of (matrix, flat index).
-      std::vector<std::vector<std::pair<size_t, int64_t>>> groups;
-      for (size_t mi = 0; mi < shapes.size(); ++mi) {
-        const auto [r, c] = shapes[mi];
-        if (g == BarberGranularity::kOutput1) {
-          for (int64_t i = 0; i < r; ++i) {
-            groups.emplace_back();
-            for (int64_t j = 0; j < c; ++j) groups.back().push_back({mi, i * c + j});
-          }
-        } else if (g == BarberGranularity::kInput1) {
-          for (int64_t j = 0; j < c; ++j) {
-            groups.emplace_back();
-            for (int64_t i = 0; i < r; ++i) groups.back().push_back({mi, i * c + j});
-          }
-        } else {
-          if (g == BarberGranularity::kLayer || groups.empty()) groups.emplace_back();
-          for (int64_t f = 0; f < r * c; ++f) groups.back().push_back({mi, f});
-        }
-      }
+      const auto groups = NaiveGroups(shapes, g);
       int64_t total_k = 0;
       for (const auto& group : groups) {
         std::vector<float> s;

@@ -12,6 +12,7 @@
 #include "core/engine/torch_util.h"
 #include "core/methods/input_stats.h"
 #include "core/methods/masks.h"
+#include "core/methods/tf32_scope.h"
 
 namespace prunerd {
 namespace {
@@ -167,7 +168,11 @@ class SparseGptPruner : public LayerPruner {
     const SparsityPattern& pattern = *ctx.pattern;
     if (!pattern.is_nm() && pattern.ratio <= 0.0) return absl::OkStatus();  // bitwise no-op
     InputStats stats;
-    ctx.timer->Time("stats", [&] { stats = InputStats::Collect(ctx, /*with_gram=*/true); });
+    ctx.timer->Time("stats", [&] {
+      // fp16/bf16 activations are exact in TF32: the Gram products stay exact (tf32_scope.h).
+      ScopedTf32 tf32(ctx.device.is_cuda() && IsHalfOrBFloat16(ctx.dtype));
+      stats = InputStats::Collect(ctx, /*with_gram=*/true);
+    });
     if (stats.tokens <= 0) return absl::InvalidArgumentError("sparsegpt: no calibration tokens");
     absl::Status status;
     SparseGptStats layer_stats;
