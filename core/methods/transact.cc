@@ -20,10 +20,10 @@ using json = nlohmann::json;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// d - floor(ratio·d): the dim left after removing at most `ratio` of it. The epsilon keeps
-// ratios like 0.29·100 = 28.999… from losing a channel to binary rounding.
+// d - floor(ratio·d) as the reference computes it (Python's int(r * d), a truncation of the
+// double product): the dim left after removing at most `ratio` of it.
 int64_t KeptByRatio(int64_t d, double ratio) {
-  return d - static_cast<int64_t>(std::floor(ratio * static_cast<double>(d) + 1e-9));
+  return d - static_cast<int64_t>(ratio * static_cast<double>(d));
 }
 
 std::vector<double> ToDoubles(const at::Tensor& t) {

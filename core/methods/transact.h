@@ -37,9 +37,11 @@
 //   per group);   MHA: one head,
 // and a dim is rounded UP to a whole number of units (as the reference rounds
 // n_h' = ceil(dim/head_dim)): at most the requested fraction is removed, at least one unit
-// stays. Example: prose16M (6 heads of 64, 2 KV heads) at attn_ratio 0.25 asks for 288 of 384
-// dims; kv_groups rounds to 2 groups = 384 (nothing removed), query_heads to 3 per group = 384;
-// at 0.5 kv_groups keeps 1 group (3 heads, 1 KV head), query_heads 2 per group (4 heads, 2 KV).
+// stays. (floor(r·d) is the truncated double product, Python's int(r * d); ceil over a
+// group equals tests/reference/transact_ref.py's ceil(ceil(dim/head_dim)/heads_per_group).)
+// Example: prose16M (6 heads of 64, 2 KV heads) at attn_ratio 0.25 asks for 288 of 384 dims;
+// kv_groups rounds to 2 groups = 384 (nothing removed), query_heads to 3 per group = 384; at 0.5
+// kv_groups keeps 1 group (3 heads, 1 KV head), query_heads 2 per group (4 heads, 2 KV).
 //
 // Schedule (§6.5). With K shots, at shot t (1-based) next = cur - floor((cur - target) /
 // (K - t + 1)), the attention dim then rounded up to whole units; every shot re-scores the
