@@ -192,7 +192,10 @@ FollowResult Follow(const Connection& conn, const std::string& id, int64_t from_
       return r;
     }
     if (s.ok()) continue;
-    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // UNAVAILABLE: the daemon is restarting or draining; CANCELLED: it dropped the stream
+    // while shutting down. Either way, watch again from the next event.
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        s.error_code() == grpc::StatusCode::CANCELLED) {
       if (absl::Now() - last_contact > absl::Seconds(reconnect_seconds)) {
         display.Finish();
         r.code = RpcFail(s, "watch (gave up reconnecting)");
@@ -209,10 +212,21 @@ FollowResult Follow(const Connection& conn, const std::string& id, int64_t from_
   display.Finish();
   v1::GetJobRequest get;
   get.set_job_id(id);
-  grpc::Status s = CallWithRetry(conn, reconnect_seconds, [&](grpc::ClientContext* ctx) {
-    return conn.stub->GetJob(ctx, get, &r.job);
-  });
-  if (!s.ok()) r.code = RpcFail(s, "get job");
+  // The event log artifact is hashed right after the terminal event; give it a moment so
+  // the final record lists it.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    grpc::Status s = CallWithRetry(conn, reconnect_seconds, [&](grpc::ClientContext* ctx) {
+      return conn.stub->GetJob(ctx, get, &r.job);
+    });
+    if (!s.ok()) {
+      r.code = RpcFail(s, "get job");
+      return r;
+    }
+    for (const v1::Artifact& a : r.job.result().artifacts()) {
+      if (a.name() == "events.jsonl") return r;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   return r;
 }
 

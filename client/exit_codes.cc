@@ -15,7 +15,8 @@ int ExitCodeForStatus(const grpc::Status& status) {
     case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::PERMISSION_DENIED: return kExitAuth;
     case grpc::StatusCode::DATA_LOSS: return kExitIntegrity;
-    case grpc::StatusCode::CANCELLED: return kExitJobCancelled;
+    // The call (not a job) was cancelled: the daemon dropped it, typically while stopping.
+    case grpc::StatusCode::CANCELLED: return kExitUnreachable;
     default: return kExitError;
   }
 }

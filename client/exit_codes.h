@@ -7,7 +7,8 @@
 //   0  ok
 //   1  the job FAILED
 //   2  the job was CANCELLED
-//   3  the daemon is unreachable (UNAVAILABLE / connection refused / deadline while connecting)
+//   3  the daemon is unreachable (UNAVAILABLE / connection refused / deadline while connecting,
+//      or it dropped the call: CANCELLED)
 //   4  invalid request: bad flags, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
 //      FAILED_PRECONDITION, OUT_OF_RANGE
 //   5  authentication or authorization refused (UNAUTHENTICATED, PERMISSION_DENIED)

@@ -26,6 +26,7 @@ TEST(ExitCodesTest, DistinctCodesForTheCiOutcomes) {
 TEST(ExitCodesTest, StatusClasses) {
   using C = grpc::StatusCode;
   EXPECT_EQ(ExitCodeForStatus(grpc::Status(C::DEADLINE_EXCEEDED, "")), kExitUnreachable);
+  EXPECT_EQ(ExitCodeForStatus(grpc::Status(C::CANCELLED, "")), kExitUnreachable);
   for (C c : {C::INVALID_ARGUMENT, C::NOT_FOUND, C::ALREADY_EXISTS, C::FAILED_PRECONDITION,
               C::OUT_OF_RANGE}) {
     EXPECT_EQ(ExitCodeForStatus(grpc::Status(c, "")), kExitInvalid) << c;
