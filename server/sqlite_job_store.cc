@@ -199,7 +199,8 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
       return absl::InternalError(absl::StrCat("job store ", path, ": WAL mode not available"));
     }
   }
-  RETURN_IF_ERROR(store->Exec(db, "PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(
+      store->Exec(db, options.durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF"));
   int version = 0;
   {
     Stmt st(db, "PRAGMA user_version");
