@@ -367,7 +367,10 @@ TEST_F(E2eTest, BadInputsAndCredentialsGetDistinctExitCodes) {
                                         "reader-token-0123456789 read dashboards\n"
                                         "submit-token-0123456789 submit ci\n");
   ::chmod(tokens.c_str(), 0600);
-  StartDaemon({"--token-file", tokens});
+  // A second root holding a corrupt model: it passes submit (the file exists) and fails in
+  // the engine.
+  dir_.Write("badmodels/corrupt.bin", std::string(4096, '\x7f'));
+  StartDaemon({"--token-file", tokens, "--model-root", dir_.path() + "/badmodels"});
   const std::vector<std::string> submit_env = {"PRUNECTL_TOKEN=submit-token-0123456789"};
   auto with = [](std::vector<std::string> base, std::vector<std::string> extra) {
     base.insert(base.end(), extra.begin(), extra.end());
@@ -417,6 +420,16 @@ TEST_F(E2eTest, BadInputsAndCredentialsGetDistinctExitCodes) {
                                      "--quiet"}),
                          submit_env);
   EXPECT_EQ(ok.code, 0) << ok.err;
+  // A corrupt model fails its job (exit 1) with a reason; the daemon keeps serving.
+  CommandResult bad = Ctl(with(base, {"--model", dir_.path() + "/badmodels/corrupt.bin",
+                                      "--method", "wanda", "--wait", "--output", "json"}),
+                          submit_env);
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  v1::Job failed = FromJson<v1::Job>(bad.out);
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_FALSE(failed.error().reason().empty());
+  EXPECT_FALSE(failed.error().message().empty());
+  EXPECT_EQ(Ctl({"info"}, {"PRUNECTL_TOKEN=reader-token-0123456789"}).code, 0);
   // Nobody listening: unreachable.
   CommandResult down = Ctl({"info", "--target", "127.0.0.1:1", "--timeout", "2"});
   EXPECT_EQ(down.code, 3) << down.err;
