@@ -226,6 +226,41 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
   EXPECT_FALSE(std::filesystem::exists(dl2 + "/model/model.safetensors"));
 }
 
+TEST_F(E2eTest, EveryMethodRunsThroughTheDaemon) {
+  StartDaemon();
+  const std::vector<std::string> common = {"submit", "--model", kStories, "--calib-dataset",
+                                           "tinystories", "--calib-samples", "8",
+                                           "--calib-seqlen", "128", "--skip-calib-eval"};
+  struct M {
+    std::vector<std::string> args;
+    double sparsity;  // expected; < 0: only > 0
+  };
+  const std::vector<M> methods = {
+      {{"--method", "magnitude", "--ratio", "0.5"}, 0.5},
+      {{"--method", "wanda", "--pattern", "2:4"}, 0.5},
+      {{"--method", "sparsegpt", "--pattern", "2:4"}, 0.5},
+      // 0.5 of every row of 64 or 172 inputs is a whole number of weights: exactly 0.5.
+      {{"--method", "barber", "--barber-init", "wanda", "--ratio", "0.5"}, 0.5},
+      {{"--method", "transact", "--attn-ratio", "0.5", "--mlp-ratio", "0.5"}, -1},
+  };
+  std::vector<std::string> ids;
+  for (const M& m : methods) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), m.args.begin(), m.args.end());
+    ids.push_back(Submit(a));  // queued behind each other on the one CPU worker
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    CommandResult r = Ctl({"wait", ids[i], "--quiet", "--output", "json"});
+    ASSERT_EQ(r.code, 0) << methods[i].args[1] << ": " << r.err;
+    v1::Job j = FromJson<v1::Job>(r.out);
+    if (methods[i].sparsity >= 0) {
+      EXPECT_NEAR(j.result().sparsity(), methods[i].sparsity, 1e-3) << methods[i].args[1];
+    } else {
+      EXPECT_GT(j.result().sparsity(), 0.1) << methods[i].args[1];
+    }
+  }
+}
+
 TEST_F(E2eTest, CancelAQueuedAndARunningJob) {
   StartDaemon();
   const std::string running = Submit(ProseJob());
