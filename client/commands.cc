@@ -53,18 +53,42 @@ int Fail(int code, const std::string& message) {
 int RpcFail(const grpc::Status& s, const std::string& what) {
   std::string code_name;
   switch (s.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: code_name = "INVALID_ARGUMENT"; break;
-    case grpc::StatusCode::NOT_FOUND: code_name = "NOT_FOUND"; break;
-    case grpc::StatusCode::ALREADY_EXISTS: code_name = "ALREADY_EXISTS"; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code_name = "FAILED_PRECONDITION"; break;
-    case grpc::StatusCode::UNAUTHENTICATED: code_name = "UNAUTHENTICATED"; break;
-    case grpc::StatusCode::PERMISSION_DENIED: code_name = "PERMISSION_DENIED"; break;
-    case grpc::StatusCode::UNAVAILABLE: code_name = "UNAVAILABLE"; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code_name = "DEADLINE_EXCEEDED"; break;
-    case grpc::StatusCode::OUT_OF_RANGE: code_name = "OUT_OF_RANGE"; break;
-    case grpc::StatusCode::DATA_LOSS: code_name = "DATA_LOSS"; break;
-    case grpc::StatusCode::INTERNAL: code_name = "INTERNAL"; break;
-    default: code_name = absl::StrCat("code ", static_cast<int>(s.error_code())); break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code_name = "INVALID_ARGUMENT";
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code_name = "NOT_FOUND";
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code_name = "ALREADY_EXISTS";
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code_name = "FAILED_PRECONDITION";
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      code_name = "UNAUTHENTICATED";
+      break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      code_name = "PERMISSION_DENIED";
+      break;
+    case grpc::StatusCode::UNAVAILABLE:
+      code_name = "UNAVAILABLE";
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code_name = "DEADLINE_EXCEEDED";
+      break;
+    case grpc::StatusCode::OUT_OF_RANGE:
+      code_name = "OUT_OF_RANGE";
+      break;
+    case grpc::StatusCode::DATA_LOSS:
+      code_name = "DATA_LOSS";
+      break;
+    case grpc::StatusCode::INTERNAL:
+      code_name = "INTERNAL";
+      break;
+    default:
+      code_name = absl::StrCat("code ", static_cast<int>(s.error_code()));
+      break;
   }
   return Fail(ExitCodeForStatus(s), absl::StrCat(what, ": ", code_name, ": ", s.error_message()));
 }
@@ -158,8 +182,8 @@ struct FollowResult {
 FollowResult Follow(const Connection& conn, const std::string& id, int64_t from_seq,
                     EventDisplay& display, double timeout_seconds, double reconnect_seconds) {
   FollowResult r;
-  const absl::Time deadline = timeout_seconds > 0 ? absl::Now() + absl::Seconds(timeout_seconds)
-                                                  : absl::InfiniteFuture();
+  const absl::Time deadline =
+      timeout_seconds > 0 ? absl::Now() + absl::Seconds(timeout_seconds) : absl::InfiniteFuture();
   int64_t next = from_seq;
   absl::Time last_contact = absl::Now();
   absl::Duration backoff = absl::Milliseconds(200);
@@ -187,8 +211,8 @@ FollowResult Follow(const Connection& conn, const std::string& id, int64_t from_
     if (terminal) break;
     if (absl::Now() >= deadline) {
       display.Finish();
-      r.code = Fail(kExitTimeout, absl::StrCat("job ", id, " did not finish within ",
-                                               timeout_seconds, " s"));
+      r.code = Fail(kExitTimeout,
+                    absl::StrCat("job ", id, " did not finish within ", timeout_seconds, " s"));
       return r;
     }
     if (s.ok()) continue;
@@ -290,9 +314,9 @@ int DownloadArtifacts(const Connection& conn, const v1::Job& job, const std::str
         if (first && (chunk.sha256() != a.sha256() || chunk.size_bytes() != a.size_bytes())) {
           ctx.TryCancel();
           reader->Finish();
-          return Fail(kExitIntegrity,
-                      absl::StrCat(a.name(), ": the daemon now reports a different file than "
-                                             "the job record"));
+          return Fail(kExitIntegrity, absl::StrCat(a.name(),
+                                                   ": the daemon now reports a different file than "
+                                                   "the job record"));
         }
         first = false;
         if (chunk.offset() != at) {
@@ -324,9 +348,9 @@ int DownloadArtifacts(const Connection& conn, const v1::Job& job, const std::str
     }
   }
   if (selected == 0) {
-    return Fail(kExitInvalid, wanted.empty() ? absl::StrCat("job ", job.id(), " has no artifacts")
-                                             : absl::StrCat("no artifact matches ",
-                                                            absl::StrJoin(wanted, ", ")));
+    return Fail(kExitInvalid,
+                wanted.empty() ? absl::StrCat("job ", job.id(), " has no artifacts")
+                               : absl::StrCat("no artifact matches ", absl::StrJoin(wanted, ", ")));
   }
   return kExitOk;
 }
@@ -392,7 +416,8 @@ struct WaitOptions {
   std::vector<std::string> artifacts;
   bool quiet = false;
   void Register(ArgParser& p) {
-    p.AddDouble("wait-timeout", &wait_timeout, "give up waiting after this many seconds (0 = never)");
+    p.AddDouble("wait-timeout", &wait_timeout,
+                "give up waiting after this many seconds (0 = never)");
     p.AddDouble("reconnect-timeout", &reconnect,
                 "keep reconnecting this long while the daemon is unreachable (seconds)");
     p.AddString("max-ppl-increase", &max_ppl_increase,
@@ -400,7 +425,8 @@ struct WaitOptions {
     p.AddString("max-ppl", &max_ppl, "gate: maximum pruned perplexity");
     p.AddString("min-sparsity", &min_sparsity, "gate: minimum achieved sparsity");
     p.AddString("download", &download_dir, "after success, download the artifacts here");
-    p.AddRepeated("artifact", &artifacts, "with --download: only these (\"model\", \"report.json\")");
+    p.AddRepeated("artifact", &artifacts,
+                  "with --download: only these (\"model\", \"report.json\")");
     p.AddBool("quiet", &quiet, "no progress output");
   }
 };
@@ -410,13 +436,15 @@ struct WaitOptions {
 int SubmitCommand(const std::vector<std::string>& args) {
   ClientOptions o;
   WaitOptions w;
-  std::string model, tokenizer, method, pattern, calib_dataset, calib_file, eval_dataset,
-      eval_file, dtype, request_id, barber_init, barber_granularity, barber_metric, gqa_mode;
+  std::string model, tokenizer, method, pattern, calib_dataset, calib_file, eval_dataset, eval_file,
+      dtype, request_id, barber_init, barber_granularity, barber_metric, gqa_mode,
+      barber_grad_precision;
   double ratio = 0.5, barber_tau = 0.01, percdamp = 0.01, attn_ratio = 0.5, mlp_ratio = 0.5;
   int64_t calib_samples = 0, calib_seqlen = 0, calib_seed = 0, eval_seqlen = 0,
           eval_max_windows = 0, batch_size = 0, priority = 0, blocksize = 0, attn_dim = 0,
           mlp_dim = 0, shots = 0;
   bool skip_dense = false, skip_calib_eval = false, skip_model = false, barber_retain = false,
+       barber_skip_mse = false,
        validate_only = false, wait = false;
   double retry_seconds = 10;
   std::vector<std::string> labels;
@@ -449,6 +477,9 @@ int SubmitCommand(const std::vector<std::string>& args) {
   p.AddString("barber-granularity", &barber_granularity, "barber: output1, input1, layer, block");
   p.AddString("barber-metric", &barber_metric, "barber: wd, w or d");
   p.AddBool("barber-retain-reconstruction", &barber_retain, "barber with sparsegpt init");
+  p.AddString("barber-grad-precision", &barber_grad_precision,
+              "barber: auto, float32, tf32 or bfloat16 gradient passes");
+  p.AddBool("barber-skip-block-mse", &barber_skip_mse, "barber: no after-rebuild block MSE");
   p.AddDouble("percdamp", &percdamp, "sparsegpt: dampening in (0, 1)");
   p.AddInt("blocksize", &blocksize, "sparsegpt: columns per block (0 = 128)");
   p.AddDouble("attn-ratio", &attn_ratio, "transact: attention fraction removed");
@@ -511,6 +542,8 @@ int SubmitCommand(const std::vector<std::string>& args) {
     b->set_granularity(barber_granularity);
     b->set_metric(barber_metric);
     b->set_retain_reconstruction(barber_retain);
+    b->set_grad_precision(barber_grad_precision);
+    b->set_skip_block_mse(barber_skip_mse);
   }
   if (p.WasSet("percdamp")) s->mutable_sparsegpt()->set_percdamp(percdamp);
   if (blocksize != 0) s->mutable_sparsegpt()->set_blocksize(blocksize);
@@ -761,8 +794,8 @@ int InfoCommand(const std::vector<std::string>& args) {
     std::cout << "\n";
   }
   std::cout << "methods    " << absl::StrJoin(info.methods(), ", ") << "\n";
-  std::cout << "datasets   " << (info.datasets().empty() ? "-" : absl::StrJoin(info.datasets(), ", "))
-            << "\n";
+  std::cout << "datasets   "
+            << (info.datasets().empty() ? "-" : absl::StrJoin(info.datasets(), ", ")) << "\n";
   return kExitOk;
 }
 
@@ -786,7 +819,7 @@ int HealthCommand(const std::vector<std::string>& args) {
   const std::string name = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
   std::cout << (o.json() ? ToJson(resp) : name) << "\n";
   return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
-                                                                          : kExitUnreachable;
+                                                                         : kExitUnreachable;
 }
 
 int RunPrunectl(const std::vector<std::string>& args) {

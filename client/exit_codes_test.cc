@@ -8,13 +8,11 @@ namespace prunerd {
 namespace {
 
 TEST(ExitCodesTest, DistinctCodesForTheCiOutcomes) {
-  const std::set<int> codes = {ExitCodeForJobState(v1::JOB_STATE_FAILED),
-                               ExitCodeForJobState(v1::JOB_STATE_CANCELLED),
-                               ExitCodeForStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "")),
-                               ExitCodeForStatus(
-                                   grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "")),
-                               ExitCodeForStatus(
-                                   grpc::Status(grpc::StatusCode::UNAUTHENTICATED, ""))};
+  const std::set<int> codes = {
+      ExitCodeForJobState(v1::JOB_STATE_FAILED), ExitCodeForJobState(v1::JOB_STATE_CANCELLED),
+      ExitCodeForStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "")),
+      ExitCodeForStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "")),
+      ExitCodeForStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, ""))};
   EXPECT_EQ(codes.size(), 5u);
   EXPECT_EQ(codes.count(0), 0u);
   EXPECT_EQ(ExitCodeForJobState(v1::JOB_STATE_SUCCEEDED), 0);

@@ -82,10 +82,10 @@ std::string HumanBytes(int64_t bytes) {
 std::string ProgressBarLine(v1::JobState state, const v1::JobProgress& p, int width) {
   const double f = std::clamp(p.fraction(), 0.0, 1.0);
   const int filled = static_cast<int>(std::floor(f * width + 1e-9));
-  std::string bar = absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '-'),
-                                 "]");
-  std::string line = absl::StrFormat("%s %5.1f%%  %-9s %s", bar, 100 * f, StateName(state),
-                                     StageText(p));
+  std::string bar =
+      absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '-'), "]");
+  std::string line =
+      absl::StrFormat("%s %5.1f%%  %-9s %s", bar, 100 * f, StateName(state), StageText(p));
   if (p.has_eta_seconds()) absl::StrAppend(&line, "  ETA ", HumanDuration(p.eta_seconds()));
   const std::string ppl = PplText(p);
   if (!ppl.empty()) absl::StrAppend(&line, "  ", ppl);
@@ -93,8 +93,8 @@ std::string ProgressBarLine(v1::JobState state, const v1::JobProgress& p, int wi
 }
 
 std::string EventLine(const v1::JobEvent& ev) {
-  std::string line = absl::StrCat(FormatTime(ev.time()), "  #", ev.seq(), "  ",
-                                  StateName(ev.state()));
+  std::string line =
+      absl::StrCat(FormatTime(ev.time()), "  #", ev.seq(), "  ", StateName(ev.state()));
   if (ev.type() == v1::JobEvent::TYPE_INTERRUPTED) absl::StrAppend(&line, " (interrupted)");
   if (ev.type() == v1::JobEvent::TYPE_STREAM_END) absl::StrAppend(&line, " (stream end)");
   if (!ev.progress().stage().empty()) {
@@ -134,12 +134,14 @@ std::string JobSummary(const v1::Job& j) {
     absl::StrAppend(&out, absl::StrFormat("sparsity   %.4f\n", r.sparsity()));
     if (r.has_perplexity_dense() || r.has_perplexity_pruned()) {
       std::string ppl = "perplexity ";
-      if (r.has_perplexity_dense()) absl::StrAppend(&ppl, absl::StrFormat("dense %.4f  ", r.perplexity_dense()));
-      if (r.has_perplexity_pruned()) absl::StrAppend(&ppl, absl::StrFormat("pruned %.4f", r.perplexity_pruned()));
+      if (r.has_perplexity_dense())
+        absl::StrAppend(&ppl, absl::StrFormat("dense %.4f  ", r.perplexity_dense()));
+      if (r.has_perplexity_pruned())
+        absl::StrAppend(&ppl, absl::StrFormat("pruned %.4f", r.perplexity_pruned()));
       if (r.has_perplexity_dense() && r.has_perplexity_pruned()) {
-        absl::StrAppend(&ppl, absl::StrFormat("  (%+.2f%%)", 100 * (r.perplexity_pruned() -
-                                                                   r.perplexity_dense()) /
-                                                                  r.perplexity_dense()));
+        absl::StrAppend(&ppl, absl::StrFormat("  (%+.2f%%)",
+                                              100 * (r.perplexity_pruned() - r.perplexity_dense()) /
+                                                  r.perplexity_dense()));
       }
       absl::StrAppend(&out, ppl, "\n");
     }

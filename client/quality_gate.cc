@@ -62,16 +62,17 @@ GateReport CheckQualityGates(const QualityGates& g, const v1::JobResult& r) {
   const bool have_pruned = r.has_perplexity_pruned();
   if (g.max_increase_relative || g.max_increase_absolute) {
     if (!have_dense || !have_pruned) {
-      add(false, "perplexity increase: the job has no dense and pruned perplexity (submit with "
-                 "an evaluation set and without --skip-dense-eval)");
+      add(false,
+          "perplexity increase: the job has no dense and pruned perplexity (submit with "
+          "an evaluation set and without --skip-dense-eval)");
     } else {
       const double dense = r.perplexity_dense();
       const double pruned = r.perplexity_pruned();
       const double rel = (pruned - dense) / dense;
       if (g.max_increase_relative) {
         add(pruned <= dense * (1.0 + *g.max_increase_relative),
-            absl::StrFormat("perplexity increase %.2f%% (%.4f -> %.4f), allowed %.2f%%",
-                            100 * rel, dense, pruned, 100 * *g.max_increase_relative));
+            absl::StrFormat("perplexity increase %.2f%% (%.4f -> %.4f), allowed %.2f%%", 100 * rel,
+                            dense, pruned, 100 * *g.max_increase_relative));
       }
       if (g.max_increase_absolute) {
         add(pruned - dense <= *g.max_increase_absolute,
@@ -82,8 +83,9 @@ GateReport CheckQualityGates(const QualityGates& g, const v1::JobResult& r) {
   }
   if (g.max_ppl) {
     if (!have_pruned) {
-      add(false, "max perplexity: the job has no pruned perplexity (submit with an evaluation "
-                 "set)");
+      add(false,
+          "max perplexity: the job has no pruned perplexity (submit with an evaluation "
+          "set)");
     } else {
       add(r.perplexity_pruned() <= *g.max_ppl,
           absl::StrFormat("pruned perplexity %.4f, allowed %.4f", r.perplexity_pruned(),

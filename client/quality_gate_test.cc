@@ -35,7 +35,7 @@ TEST(QualityGateTest, AbsoluteIncreaseMaxPplAndSparsity) {
   EXPECT_DOUBLE_EQ(*g->max_increase_absolute, 2.5);
   EXPECT_TRUE(CheckQualityGates(*g, Result(20, 22.4, 0.5)).passed);
   EXPECT_FALSE(CheckQualityGates(*g, Result(20, 22.6, 0.5)).passed);
-  EXPECT_FALSE(CheckQualityGates(*g, Result(28, 30.5, 0.5)).passed);   // above max-ppl
+  EXPECT_FALSE(CheckQualityGates(*g, Result(28, 30.5, 0.5)).passed);  // above max-ppl
   EXPECT_FALSE(CheckQualityGates(*g, Result(20, 21, 0.499)).passed);  // not sparse enough
   EXPECT_EQ(CheckQualityGates(*g, Result(20, 21, 0.5)).lines.size(), 3u);
 }

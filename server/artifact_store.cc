@@ -56,8 +56,7 @@ absl::StatusOr<std::string> ArtifactStore::PrepareModelDir(const std::string& jo
   return absl::StrCat(dir, "/", kModelTemp);
 }
 
-absl::Status ArtifactStore::CommitModel(const std::string& job_id,
-                                        const std::string& written_dir) {
+absl::Status ArtifactStore::CommitModel(const std::string& job_id, const std::string& written_dir) {
   const std::string dir = JobDir(job_id);
   if (!fs_->IsDirectory(written_dir)) {
     return absl::InternalError(
@@ -70,11 +69,9 @@ absl::Status ArtifactStore::CommitModel(const std::string& job_id,
   return fs_->SyncDir(dir);
 }
 
-absl::Status ArtifactStore::WriteReport(const std::string& job_id,
-                                        const std::string& report_json) {
+absl::Status ArtifactStore::WriteReport(const std::string& job_id, const std::string& report_json) {
   RETURN_IF_ERROR(fs_->CreateDirs(JobDir(job_id)));
-  return WriteFileAtomically(fs_, absl::StrCat(JobDir(job_id), "/", kReportArtifact),
-                             report_json);
+  return WriteFileAtomically(fs_, absl::StrCat(JobDir(job_id), "/", kReportArtifact), report_json);
 }
 
 absl::Status ArtifactStore::WriteEventLog(const std::string& job_id,

@@ -135,7 +135,8 @@ TEST(ArtifactStoreTest, PathOfConfinesNames) {
   ASSERT_TRUE(store.WriteReport("j-3", "{}").ok());
   dir.Write("secret", "s");
   EXPECT_TRUE(store.PathOf("j-3", "report.json").ok());
-  for (const char* bad : {"../../secret", "/etc/passwd", "model/../../x", "", "a//b", "./report.json"}) {
+  for (const char* bad :
+       {"../../secret", "/etc/passwd", "model/../../x", "", "a//b", "./report.json"}) {
     EXPECT_EQ(store.PathOf("j-3", bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_EQ(store.PathOf("j-3", "nope.json").status().code(), absl::StatusCode::kNotFound);

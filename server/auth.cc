@@ -14,9 +14,12 @@ namespace prunerd {
 
 const char* RoleName(Role r) {
   switch (r) {
-    case Role::kRead: return "read";
-    case Role::kSubmit: return "submit";
-    case Role::kAdmin: return "admin";
+    case Role::kRead:
+      return "read";
+    case Role::kSubmit:
+      return "submit";
+    case Role::kAdmin:
+      return "admin";
   }
   return "?";
 }
@@ -111,7 +114,7 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromFile
 }
 
 absl::StatusOr<Principal> TokenAuthenticator::Authenticate(absl::string_view authorization,
-                                                          Role needed) const {
+                                                           Role needed) const {
   if (!enabled_) return Principal{.name = "", .role = Role::kAdmin};
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
@@ -119,7 +122,8 @@ absl::StatusOr<Principal> TokenAuthenticator::Authenticate(absl::string_view aut
   }
   absl::string_view token = authorization;
   if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
-    return absl::UnauthenticatedError("malformed authorization header (expected \"Bearer <token>\")");
+    return absl::UnauthenticatedError(
+        "malformed authorization header (expected \"Bearer <token>\")");
   }
   token = absl::StripAsciiWhitespace(token);
   Sha256 h;

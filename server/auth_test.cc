@@ -44,10 +44,9 @@ TEST(TokenAuthenticatorTest, RolesAreCumulative) {
 TEST(TokenAuthenticatorTest, BadOrMissingTokensAreUnauthenticated) {
   auto auth = TokenAuthenticator::Parse(kTokens);
   ASSERT_TRUE(auth.ok());
-  for (const char* header :
-       {"", "reader-token-0123456789", "Basic reader-token-0123456789", "Bearer ",
-        "Bearer reader-token-012345678", "Bearer reader-token-01234567890",
-        "Bearer READER-token-0123456789"}) {
+  for (const char* header : {"", "reader-token-0123456789", "Basic reader-token-0123456789",
+                             "Bearer ", "Bearer reader-token-012345678",
+                             "Bearer reader-token-01234567890", "Bearer READER-token-0123456789"}) {
     auto r = (*auth)->Authenticate(header, Role::kRead);
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated) << "'" << header << "'";
   }
@@ -64,10 +63,10 @@ TEST(TokenAuthenticatorTest, DisabledLetsEveryoneInAsAdmin) {
 TEST(TokenAuthenticatorTest, ParseErrorsNameTheLine) {
   EXPECT_THAT(std::string(TokenAuthenticator::Parse("short read\n").status().message()),
               HasSubstr("line 1: token shorter than 16"));
-  EXPECT_THAT(std::string(TokenAuthenticator::Parse("# c\nlong-enough-token-123 root\n")
-                              .status()
-                              .message()),
-              HasSubstr("line 2: unknown role \"root\""));
+  EXPECT_THAT(
+      std::string(
+          TokenAuthenticator::Parse("# c\nlong-enough-token-123 root\n").status().message()),
+      HasSubstr("line 2: unknown role \"root\""));
   EXPECT_FALSE(TokenAuthenticator::Parse("# nothing\n").ok());
   EXPECT_FALSE(TokenAuthenticator::Parse("a b c d\n").ok());
 }

@@ -98,14 +98,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Create(ServerConfig config,
   if (c.token_file.empty()) {
     d->auth_ = TokenAuthenticator::Disabled();
   } else {
-    ASSIGN_OR_RETURN(d->auth_, TokenAuthenticator::FromFile(c.token_file,
-                                                            c.strict_token_file_mode));
+    ASSIGN_OR_RETURN(d->auth_,
+                     TokenAuthenticator::FromFile(c.token_file, c.strict_token_file_mode));
   }
   // Fail early on unreadable TLS material (never start with an empty cert).
   if (c.tls()) {
     RETURN_IF_ERROR(ReadPem("tls-cert", c.tls_cert).status());
     RETURN_IF_ERROR(ReadPem("tls-key", c.tls_key).status());
-    if (!c.tls_client_ca.empty()) RETURN_IF_ERROR(ReadPem("tls-client-ca", c.tls_client_ca).status());
+    if (!c.tls_client_ca.empty())
+      RETURN_IF_ERROR(ReadPem("tls-client-ca", c.tls_client_ca).status());
   }
   return d;
 }
@@ -148,14 +149,13 @@ absl::Status Daemon::Start() {
   opts.retention_max_jobs = c.retention_max_jobs;
   opts.version = PrunerdVersion();
   opts.commit = PrunerdCommit();
-  jobs_ = std::make_unique<JobManager>(
-      opts, JobManager::Deps{.store = store_.get(),
-                             .runner = runner_.get(),
-                             .artifacts = artifacts_.get(),
-                             .resolver = resolver_.get(),
-                             .datasets = datasets_.get(),
-                             .metrics = metrics_.get(),
-                             .clock = RealClock::Get()});
+  jobs_ = std::make_unique<JobManager>(opts, JobManager::Deps{.store = store_.get(),
+                                                              .runner = runner_.get(),
+                                                              .artifacts = artifacts_.get(),
+                                                              .resolver = resolver_.get(),
+                                                              .datasets = datasets_.get(),
+                                                              .metrics = metrics_.get(),
+                                                              .clock = RealClock::Get()});
   RETURN_IF_ERROR(jobs_->Recover());
   jobs_->Start();
 
@@ -212,15 +212,15 @@ absl::Status Daemon::Start() {
   LogInfo(absl::StrCat("prunerd ", PrunerdVersion(), " (", PrunerdCommit(), ", ",
                        runner_->EngineVersion(), ") serving gRPC on ", grpc_address_,
                        c.tls() ? (c.tls_client_ca.empty() ? " (TLS)" : " (mTLS)") : " (plaintext)",
-                       http_address_.empty() ? "" : absl::StrCat(", HTTP on ", http_address_),
-                       "; ", devices.size(), " worker(s)"));
+                       http_address_.empty() ? "" : absl::StrCat(", HTTP on ", http_address_), "; ",
+                       devices.size(), " worker(s)"));
   return absl::OkStatus();
 }
 
 absl::Status Daemon::WriteReadyFile() {
   if (config_.ready_file.empty()) return absl::OkStatus();
-  nlohmann::json j = {{"grpc", grpc_address_}, {"http", http_address_},
-                      {"pid", static_cast<int64_t>(::getpid())}};
+  nlohmann::json j = {
+      {"grpc", grpc_address_}, {"http", http_address_}, {"pid", static_cast<int64_t>(::getpid())}};
   return WriteFileAtomically(FileSystem::Default(), config_.ready_file, j.dump() + "\n");
 }
 
@@ -231,8 +231,7 @@ bool Daemon::Shutdown() {
   }
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + config_.shutdown_grace;
-  LogInfo(absl::StrCat("shutting down (grace ", absl::FormatDuration(config_.shutdown_grace),
-                       ")"));
+  LogInfo(absl::StrCat("shutting down (grace ", absl::FormatDuration(config_.shutdown_grace), ")"));
   ready_ = false;
   if (server_) {
     if (auto* health = server_->GetHealthCheckService()) {
@@ -246,8 +245,9 @@ bool Daemon::Shutdown() {
     const absl::Duration reserve = std::min(absl::Seconds(2), config_.shutdown_grace / 4);
     clean_shutdown_ = jobs_->WaitForWorkers(deadline - reserve);
     if (!clean_shutdown_) {
-      LogWarning("a running job did not reach a layer boundary within the grace; its record "
-                 "stays RUNNING and it is recovered at the next start");
+      LogWarning(
+          "a running job did not reach a layer boundary within the grace; its record "
+          "stays RUNNING and it is recovered at the next start");
     }
     jobs_->EndStreams();
   }

@@ -29,8 +29,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
-#include "server/server_config.h"
 #include "server/job_runner.h"
+#include "server/server_config.h"
 
 namespace grpc {
 class Server;

@@ -152,9 +152,8 @@ TEST_F(DaemonTest, EveryBadInputClassGetsItsCodeAndTheDaemonKeepsServing) {
        grpc::StatusCode::INVALID_ARGUMENT, "spec.pattern: malformed N:M pattern"},
       {"N >= M", [](auto& r) { r.mutable_spec()->set_pattern("4:4"); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.pattern"},
-      {"outside the roots", [this](auto& r) {
-         r.mutable_spec()->set_model(dir_.path() + "/outside/secret.bin");
-       },
+      {"outside the roots",
+       [this](auto& r) { r.mutable_spec()->set_model(dir_.path() + "/outside/secret.bin"); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.model: path is outside the configured"},
       {"dot-dot", [](auto& r) { r.mutable_spec()->set_model("../outside/secret.bin"); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.model: \"..\" is not allowed"},
@@ -162,7 +161,8 @@ TEST_F(DaemonTest, EveryBadInputClassGetsItsCodeAndTheDaemonKeepsServing) {
        grpc::StatusCode::NOT_FOUND, "spec.model: no such file inside the model roots"},
       {"not a model dir", [](auto& r) { r.mutable_spec()->set_model("empty-dir"); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.model: directory without config.json"},
-      {"unknown dataset", [](auto& r) { r.mutable_spec()->mutable_calibration()->set_dataset("c4"); },
+      {"unknown dataset",
+       [](auto& r) { r.mutable_spec()->mutable_calibration()->set_dataset("c4"); },
        grpc::StatusCode::NOT_FOUND, "spec.calibration.dataset: unknown dataset"},
       {"no spec", [](auto& r) { r.clear_spec(); }, grpc::StatusCode::INVALID_ARGUMENT,
        "spec: is required"},
@@ -237,7 +237,8 @@ TEST_F(DaemonTest, LifecycleOverGrpc) {
   ASSERT_TRUE(sa.ok()) << sa.error_message();
   ASSERT_TRUE(sb.ok());
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString());
   EXPECT_EQ(a.back().state(), v1::JOB_STATE_SUCCEEDED);
   std::vector<v1::JobEvent> tail;
   ASSERT_TRUE(watch(3, &tail).ok());
@@ -359,8 +360,8 @@ std::string ReflectionListServices(std::shared_ptr<grpc::Channel> ch) {
   grpc::CompletionQueue cq;
   void* tag;
   bool ok;
-  auto call = stub.PrepareCall(
-      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   call->StartCall(reinterpret_cast<void*>(1));
   cq.Next(&tag, &ok);
   grpc::Slice slice(std::string("\x3a\x00", 2));
@@ -376,7 +377,8 @@ std::string ReflectionListServices(std::shared_ptr<grpc::Channel> ch) {
   if (ok) {
     std::vector<grpc::Slice> slices;
     (void)response.Dump(&slices);
-    for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (const grpc::Slice& s : slices)
+      out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(5));
@@ -425,16 +427,15 @@ TEST_F(DaemonTest, HealthReflectionAndMetricsOverHttp) {
   auto m1 = ParsePrometheusText(http.Get("/metrics")->body);
   ASSERT_TRUE(m1.ok()) << m1.status();
   EXPECT_EQ(*m1->at("prunerd_jobs_submitted_total").Find({{"method", "wanda"}}), 1);
-  EXPECT_EQ(*m1->at("prunerd_jobs_finished_total")
-                 .Find({{"method", "wanda"}, {"outcome", "succeeded"}}),
-            1);
+  EXPECT_EQ(
+      *m1->at("prunerd_jobs_finished_total").Find({{"method", "wanda"}, {"outcome", "succeeded"}}),
+      1);
   EXPECT_EQ(*m1->at("prunerd_jobs").Find({{"state", "succeeded"}}), 1);
   EXPECT_EQ(*m1->at("prunerd_layer_duration_seconds")
                  .Find({{"method", "wanda"}}, "prunerd_layer_duration_seconds_count"),
             4);
   EXPECT_EQ(*m1->at("prunerd_calibration_tokens_total").Find({{"method", "wanda"}}), 2 * 16);
-  EXPECT_EQ(*m1->at("prunerd_queue_wait_seconds").Find({}, "prunerd_queue_wait_seconds_count"),
-            1);
+  EXPECT_EQ(*m1->at("prunerd_queue_wait_seconds").Find({}, "prunerd_queue_wait_seconds_count"), 1);
 }
 
 TEST_F(DaemonTest, DrainRefusesSubmitsInterruptsJobsAndEndsStreams) {
@@ -519,15 +520,15 @@ TEST(ServerConfigTest, RefusesUnsafeOrBrokenConfigurations) {
   auto remote = ParseServeArgs({"--data-dir", "/d", "--listen", "0.0.0.0:50051"}, &help);
   EXPECT_EQ(remote.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(remote.status().message()), HasSubstr("refusing plaintext"));
-  EXPECT_TRUE(ParseServeArgs({"--data-dir", "/d", "--listen", "0.0.0.0:50051",
-                              "--allow-insecure-remote"},
-                             &help)
-                  .ok());
+  EXPECT_TRUE(
+      ParseServeArgs({"--data-dir", "/d", "--listen", "0.0.0.0:50051", "--allow-insecure-remote"},
+                     &help)
+          .ok());
   EXPECT_TRUE(ParseServeArgs({"--data-dir", "/d", "--listen", "[::1]:50051"}, &help).ok());
-  EXPECT_TRUE(ParseServeArgs({"--data-dir", "/d", "--listen", "0.0.0.0:1", "--tls-cert", "c",
-                              "--tls-key", "k"},
-                             &help)
-                  .ok());
+  EXPECT_TRUE(
+      ParseServeArgs(
+          {"--data-dir", "/d", "--listen", "0.0.0.0:1", "--tls-cert", "c", "--tls-key", "k"}, &help)
+          .ok());
   EXPECT_FALSE(ParseServeArgs({"--listen", "127.0.0.1:1"}, &help).ok());  // no data dir
   EXPECT_FALSE(ParseServeArgs({"--data-dir", "/d", "--tls-cert", "c"}, &help).ok());
   EXPECT_FALSE(ParseServeArgs({"--data-dir", "/d", "--tls-client-ca", "ca"}, &help).ok());

@@ -80,8 +80,8 @@ absl::StatusOr<std::string> DatasetRegistry::Resolve(absl::string_view field,
     std::vector<std::string> names;
     for (const auto& [n, p] : *all) names.push_back(n);
     return absl::NotFoundError(absl::StrCat(
-        field, ": unknown dataset \"", name, "\" (registered: ",
-        names.empty() ? std::string("none") : absl::StrJoin(names, ", "), ")"));
+        field, ": unknown dataset \"", name,
+        "\" (registered: ", names.empty() ? std::string("none") : absl::StrJoin(names, ", "), ")"));
   }
   struct stat st;
   if (::stat(it->second.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -29,8 +29,7 @@ TEST(DatasetRegistryTest, FilesAndManifest) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()),
               HasSubstr("spec.calibration.dataset: unknown dataset \"nope\" (registered: c4, rel"));
-  EXPECT_EQ(reg.Resolve("f", "../etc/passwd").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reg.Resolve("f", "../etc/passwd").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(reg.Resolve("f", "").status().code(), absl::StatusCode::kInvalidArgument);
 }
 

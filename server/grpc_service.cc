@@ -6,8 +6,7 @@
 
 namespace prunerd {
 
-absl::StatusOr<Principal> PrunerServiceImpl::Authorize(grpc::ServerContext* ctx,
-                                                        Role role) const {
+absl::StatusOr<Principal> PrunerServiceImpl::Authorize(grpc::ServerContext* ctx, Role role) const {
   std::string header;
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
@@ -15,8 +14,7 @@ absl::StatusOr<Principal> PrunerServiceImpl::Authorize(grpc::ServerContext* ctx,
   return auth_->Authenticate(header, role);
 }
 
-grpc::Status PrunerServiceImpl::SubmitJob(grpc::ServerContext* ctx,
-                                          const v1::SubmitJobRequest* req,
+grpc::Status PrunerServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
                                           v1::SubmitJobResponse* resp) {
   absl::StatusOr<Principal> who = Authorize(ctx, Role::kSubmit);
   if (!who.ok()) return ToGrpcStatus(who.status());
@@ -37,8 +35,7 @@ grpc::Status PrunerServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJo
   return grpc::Status::OK;
 }
 
-grpc::Status PrunerServiceImpl::ListJobs(grpc::ServerContext* ctx,
-                                         const v1::ListJobsRequest* req,
+grpc::Status PrunerServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* resp) {
   absl::StatusOr<Principal> who = Authorize(ctx, Role::kRead);
   if (!who.ok()) return ToGrpcStatus(who.status());
@@ -48,8 +45,8 @@ grpc::Status PrunerServiceImpl::ListJobs(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status PrunerServiceImpl::CancelJob(grpc::ServerContext* ctx,
-                                          const v1::CancelJobRequest* req, v1::Job* resp) {
+grpc::Status PrunerServiceImpl::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req,
+                                          v1::Job* resp) {
   absl::StatusOr<Principal> who = Authorize(ctx, Role::kSubmit);
   if (!who.ok()) return ToGrpcStatus(who.status());
   absl::StatusOr<v1::Job> job = jobs_->Cancel(req->job_id(), *who);
@@ -58,8 +55,7 @@ grpc::Status PrunerServiceImpl::CancelJob(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status PrunerServiceImpl::WatchJob(grpc::ServerContext* ctx,
-                                         const v1::WatchJobRequest* req,
+grpc::Status PrunerServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                          grpc::ServerWriter<v1::JobEvent>* writer) {
   absl::StatusOr<Principal> who = Authorize(ctx, Role::kRead);
   if (!who.ok()) return ToGrpcStatus(who.status());

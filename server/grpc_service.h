@@ -20,8 +20,7 @@ namespace prunerd {
 
 class PrunerServiceImpl final : public v1::PrunerService::Service {
  public:
-  PrunerServiceImpl(JobManager* jobs, const TokenAuthenticator* auth)
-      : jobs_(jobs), auth_(auth) {}
+  PrunerServiceImpl(JobManager* jobs, const TokenAuthenticator* auth) : jobs_(jobs), auth_(auth) {}
 
   grpc::Status SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
                          v1::SubmitJobResponse* resp) override;

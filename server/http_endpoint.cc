@@ -11,8 +11,8 @@ namespace prunerd {
 absl::Status SplitHostPort(const std::string& host_port, std::string* host, int* port) {
   const size_t colon = host_port.rfind(':');
   if (colon == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("address \"", host_port,
-                                                   "\": expected host:port"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", host_port, "\": expected host:port"));
   }
   std::string h = host_port.substr(0, colon);
   if (absl::StartsWith(h, "[") && absl::EndsWith(h, "]")) h = h.substr(1, h.size() - 2);

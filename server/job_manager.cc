@@ -102,8 +102,7 @@ JobManager::~JobManager() {
 std::string JobManager::NewJobId() {
   thread_local absl::BitGen gen;
   const int64_t ms = absl::ToUnixMillis(deps_.clock->Now());
-  return absl::StrFormat("j-%012x-%08x", ms & 0xffffffffffffLL,
-                         absl::Uniform<uint32_t>(gen));
+  return absl::StrFormat("j-%012x-%08x", ms & 0xffffffffffffLL, absl::Uniform<uint32_t>(gen));
 }
 
 absl::Status JobManager::Recover() {
@@ -139,10 +138,10 @@ absl::Status JobManager::Recover() {
         j.mutable_progress()->set_stage("queued");
         ev.set_type(v1::JobEvent::TYPE_INTERRUPTED);
         *ev.mutable_progress() = j.progress();
-        ev.set_message(absl::StrCat(
-            "the daemon stopped unexpectedly while this job was running (stage \"", stage,
-            "\"); queued again (crash ", j.crash_recoveries(), " of at most ",
-            options_.max_crash_retries + 1, ")"));
+        ev.set_message(
+            absl::StrCat("the daemon stopped unexpectedly while this job was running (stage \"",
+                         stage, "\"); queued again (crash ", j.crash_recoveries(), " of at most ",
+                         options_.max_crash_retries + 1, ")"));
       }
       return absl::OkStatus();
     }));
@@ -290,8 +289,8 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) {
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& request) {
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: must be >= 0");
   ListQuery q;
-  q.page_size = request.page_size() == 0 ? kDefaultPageSize
-                                         : std::min(request.page_size(), kMaxPageSize);
+  q.page_size =
+      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   for (int s : request.states()) {
     if (s <= v1::JOB_STATE_UNSPECIFIED || !v1::JobState_IsValid(s)) {
       return absl::InvalidArgumentError(absl::StrCat("states: unknown state ", s));
@@ -320,8 +319,8 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const Principal& caller) {
   ASSIGN_OR_RETURN(v1::Job job, Get(job_id));
   if (!caller.Has(Role::kAdmin) && job.owner() != caller.name) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "job ", job_id, " belongs to \"", job.owner(), "\"; cancelling it needs the admin role"));
+    return absl::PermissionDeniedError(absl::StrCat("job ", job_id, " belongs to \"", job.owner(),
+                                                    "\"; cancelling it needs the admin role"));
   }
   if (IsTerminal(job.state())) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -337,8 +336,8 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const Prin
             j.set_cancel_requested(true);
             ev.set_type(v1::JobEvent::TYPE_PROGRESS);
             *ev.mutable_progress() = j.progress();
-            ev.set_message(absl::StrCat("cancel requested by ", who,
-                                        "; stopping at the next layer boundary"));
+            ev.set_message(
+                absl::StrCat("cancel requested by ", who, "; stopping at the next layer boundary"));
             return absl::OkStatus();
           });
       if (!r.ok()) return r.status();
@@ -350,9 +349,9 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const Prin
       absl::StatusOr<UpdateResult> r =
           deps_.store->Update(job_id, [&](v1::Job& j, v1::JobEvent& ev) {
             if (j.state() != v1::JOB_STATE_QUEUED) {
-              return absl::FailedPreconditionError(
-                  absl::StrCat("job ", job_id, " is ", v1::JobState_Name(j.state()),
-                               "; it cannot be cancelled now"));
+              return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ",
+                                                                v1::JobState_Name(j.state()),
+                                                                "; it cannot be cancelled now"));
             }
             j.set_state(v1::JOB_STATE_CANCELLED);
             SetTimestamp(j.mutable_end_time(), now);
@@ -436,9 +435,10 @@ absl::Status JobManager::Watch(const std::string& job_id, int64_t from_seq,
         end.set_state(now->state());
         *end.mutable_progress() = now->progress();
       }
-      end.set_message(absl::StrCat("the daemon is shutting down; the job continues after it "
-                                   "restarts (watch again from seq ",
-                                   last + 1, ")"));
+      end.set_message(
+          absl::StrCat("the daemon is shutting down; the job continues after it "
+                       "restarts (watch again from seq ",
+                       last + 1, ")"));
       send(end);
       return absl::UnavailableError("the daemon is shutting down");
     }
@@ -469,8 +469,8 @@ absl::Status JobManager::ReadArtifact(const v1::GetArtifactRequest& request,
     std::vector<std::string> names;
     for (const v1::Artifact& a : job.result().artifacts()) names.push_back(a.name());
     return absl::NotFoundError(absl::StrCat(
-        "job ", job.id(), " has no artifact \"", request.name(), "\" (it has: ",
-        names.empty() ? std::string("none") : absl::StrJoin(names, ", "), ")"));
+        "job ", job.id(), " has no artifact \"", request.name(),
+        "\" (it has: ", names.empty() ? std::string("none") : absl::StrJoin(names, ", "), ")"));
   }
   if (request.offset() < 0 || request.offset() > artifact->size_bytes()) {
     return absl::OutOfRangeError(absl::StrCat("offset: ", request.offset(),
@@ -486,8 +486,8 @@ absl::Status JobManager::ReadArtifact(const v1::GetArtifactRequest& request,
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0 || st.st_size != artifact->size_bytes()) {
-    return absl::DataLossError(absl::StrCat("artifact ", request.name(),
-                                            " changed on disk since it was recorded"));
+    return absl::DataLossError(
+        absl::StrCat("artifact ", request.name(), " changed on disk since it was recorded"));
   }
   int64_t offset = request.offset();
   std::string buf(options_.artifact_chunk_bytes, '\0');
@@ -563,8 +563,6 @@ void JobManager::BeginDrain() {
 
 void JobManager::EndStreams() { hub_.Shutdown(); }
 
-bool JobManager::WaitForWorkers(absl::Time deadline) {
-  return scheduler_.WaitForWorkers(deadline);
-}
+bool JobManager::WaitForWorkers(absl::Time deadline) { return scheduler_.WaitForWorkers(deadline); }
 
 }  // namespace prunerd

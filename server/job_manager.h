@@ -79,8 +79,7 @@ class JobManager {
     v1::Job job;
     bool created = false;
   };
-  absl::StatusOr<SubmitResult> Submit(const v1::SubmitJobRequest& request,
-                                      const Principal& caller);
+  absl::StatusOr<SubmitResult> Submit(const v1::SubmitJobRequest& request, const Principal& caller);
   absl::StatusOr<v1::Job> Get(const std::string& job_id);
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id, const Principal& caller);

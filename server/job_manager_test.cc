@@ -66,14 +66,13 @@ class JobManagerTest : public ::testing::Test {
     opts.watch_poll = absl::Milliseconds(20);
     opts.artifact_chunk_bytes = 1024;
     opts.version = "0.1.0";
-    manager_ = std::make_unique<JobManager>(
-        opts, JobManager::Deps{.store = store_.get(),
-                               .runner = &runner_,
-                               .artifacts = artifacts_.get(),
-                               .resolver = resolver_.get(),
-                               .datasets = datasets_.get(),
-                               .metrics = metrics_.get(),
-                               .clock = RealClock::Get()});
+    manager_ = std::make_unique<JobManager>(opts, JobManager::Deps{.store = store_.get(),
+                                                                   .runner = &runner_,
+                                                                   .artifacts = artifacts_.get(),
+                                                                   .resolver = resolver_.get(),
+                                                                   .datasets = datasets_.get(),
+                                                                   .metrics = metrics_.get(),
+                                                                   .clock = RealClock::Get()});
     ASSERT_TRUE(manager_->Recover().ok());
     manager_->Start();
   }
@@ -268,8 +267,7 @@ TEST_F(JobManagerTest, CancelOfARunningJobStopsAtTheNextLayerBoundary) {
   WaitForLayer(job.id(), 0);
   // Someone else's submit token may not cancel it; the owner may.
   const Principal other{.name = "bob", .role = Role::kSubmit};
-  EXPECT_EQ(manager_->Cancel(job.id(), other).status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(manager_->Cancel(job.id(), other).status().code(), absl::StatusCode::kPermissionDenied);
   auto c = manager_->Cancel(job.id(), owner);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->state(), v1::JOB_STATE_RUNNING);
@@ -307,7 +305,8 @@ TEST_F(JobManagerTest, AFailedJobRecordsItsReasonAndTheDaemonKeepsServing) {
   v1::Job internal = Submit(Req(3));
   EXPECT_EQ(WaitFor(internal.id(), v1::JOB_STATE_FAILED).error().reason(), "engine_error");
   std::string text = metrics_->Render();
-  EXPECT_THAT(text, HasSubstr("prunerd_jobs_finished_total{method=\"wanda\",outcome=\"failed\"} 2"));
+  EXPECT_THAT(text,
+              HasSubstr("prunerd_jobs_finished_total{method=\"wanda\",outcome=\"failed\"} 2"));
 }
 
 TEST_F(JobManagerTest, WatchReplaysFromASequenceNumberAndWatchersAgree) {
@@ -319,12 +318,20 @@ TEST_F(JobManagerTest, WatchReplaysFromASequenceNumberAndWatchersAgree) {
   absl::Status s1, s2;
   std::thread t1([&] {
     s1 = manager_->Watch(
-        job.id(), 0, [&](const v1::JobEvent& e) { w1.push_back(e); return true; },
+        job.id(), 0,
+        [&](const v1::JobEvent& e) {
+          w1.push_back(e);
+          return true;
+        },
         [] { return false; });
   });
   std::thread t2([&] {
     s2 = manager_->Watch(
-        job.id(), 0, [&](const v1::JobEvent& e) { w2.push_back(e); return true; },
+        job.id(), 0,
+        [&](const v1::JobEvent& e) {
+          w2.push_back(e);
+          return true;
+        },
         [] { return false; });
   });
   absl::SleepFor(absl::Milliseconds(50));
@@ -346,7 +353,11 @@ TEST_F(JobManagerTest, WatchReplaysFromASequenceNumberAndWatchersAgree) {
   std::vector<int64_t> seqs;
   ASSERT_TRUE(manager_
                   ->Watch(
-                      job.id(), 4, [&](const v1::JobEvent& e) { seqs.push_back(e.seq()); return true; },
+                      job.id(), 4,
+                      [&](const v1::JobEvent& e) {
+                        seqs.push_back(e.seq());
+                        return true;
+                      },
                       [] { return false; })
                   .ok());
   ASSERT_FALSE(seqs.empty());
@@ -357,17 +368,24 @@ TEST_F(JobManagerTest, WatchReplaysFromASequenceNumberAndWatchersAgree) {
   int n = 0;
   EXPECT_TRUE(manager_
                   ->Watch(
-                      job.id(), 1000, [&](const v1::JobEvent&) { ++n; return true; },
+                      job.id(), 1000,
+                      [&](const v1::JobEvent&) {
+                        ++n;
+                        return true;
+                      },
                       [] { return false; })
                   .ok());
   EXPECT_EQ(n, 0);
-  EXPECT_EQ(manager_->Watch("j-000000000000-00000000", 0, [](const v1::JobEvent&) { return true; },
-                            [] { return false; })
+  EXPECT_EQ(manager_
+                ->Watch(
+                    "j-000000000000-00000000", 0, [](const v1::JobEvent&) { return true; },
+                    [] { return false; })
                 .code(),
             absl::StatusCode::kNotFound);
   // A client that goes away ends the stream with Cancelled.
-  EXPECT_EQ(manager_->Watch(job.id(), 0, [](const v1::JobEvent&) { return false; },
-                            [] { return false; })
+  EXPECT_EQ(manager_
+                ->Watch(
+                    job.id(), 0, [](const v1::JobEvent&) { return false; }, [] { return false; })
                 .code(),
             absl::StatusCode::kCancelled);
   EXPECT_EQ(manager_->watch_streams(), 0);
@@ -382,7 +400,11 @@ TEST_F(JobManagerTest, DrainInterruptsRunningJobsAndEndsStreams) {
   absl::Status watch_status;
   std::thread watcher([&] {
     watch_status = manager_->Watch(
-        job.id(), 0, [&](const v1::JobEvent& e) { seen.push_back(e); return true; },
+        job.id(), 0,
+        [&](const v1::JobEvent& e) {
+          seen.push_back(e);
+          return true;
+        },
         [] { return false; });
   });
   absl::SleepFor(absl::Milliseconds(50));
@@ -425,15 +447,17 @@ TEST_F(JobManagerTest, RecoveryRequeuesCrashedJobsThenGivesUp) {
     ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
     ASSERT_TRUE(store_->Create(job, ev, "h").ok());
     if (state == v1::JOB_STATE_RUNNING) {
-      ASSERT_TRUE(store_->Update(id, [&](v1::Job& j, v1::JobEvent& e) {
-                          j.set_state(state);
-                          j.set_attempt(1);
-                          j.set_device("cuda:0");
-                          j.set_crash_recoveries(crashes);
-                          j.mutable_progress()->set_stage("prune");
-                          e.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-                          return absl::OkStatus();
-                        })
+      ASSERT_TRUE(store_
+                      ->Update(id,
+                               [&](v1::Job& j, v1::JobEvent& e) {
+                                 j.set_state(state);
+                                 j.set_attempt(1);
+                                 j.set_device("cuda:0");
+                                 j.set_crash_recoveries(crashes);
+                                 j.mutable_progress()->set_stage("prune");
+                                 e.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
+                                 return absl::OkStatus();
+                               })
                       .ok());
     }
   };

@@ -26,9 +26,9 @@ namespace prunerd {
 struct QueuedJob {
   std::string id;
   int32_t priority = 0;
-  int64_t seq = 0;              // submission order from the store
-  absl::Time enqueue_time;      // for the queue-wait histogram
-  std::string method;           // for metrics labels
+  int64_t seq = 0;          // submission order from the store
+  absl::Time enqueue_time;  // for the queue-wait histogram
+  std::string method;       // for metrics labels
 };
 
 class JobQueue {

@@ -65,8 +65,7 @@ absl::Status ValidateSpecShape(const v1::JobSpec& spec) {
   }
   absl::StatusOr<Method> method = ParseMethod(spec.method());
   if (!method.ok()) return UnderSpec(method.status());
-  if (*method != Method::kTransAct &&
-      spec.sparsity_case() == v1::JobSpec::SPARSITY_NOT_SET) {
+  if (*method != Method::kTransAct && spec.sparsity_case() == v1::JobSpec::SPARSITY_NOT_SET) {
     return FieldError("spec.ratio", "a sparsity ratio or an N:M pattern is required");
   }
   if (spec.sparsity_case() == v1::JobSpec::kPattern) {
@@ -78,8 +77,7 @@ absl::Status ValidateSpecShape(const v1::JobSpec& spec) {
       spec.calibration().source_case() == v1::DataSource::SOURCE_NOT_SET) {
     return FieldError("spec.calibration", "a dataset name or a file uri is required");
   }
-  if (spec.has_evaluation() &&
-      spec.evaluation().source_case() == v1::DataSource::SOURCE_NOT_SET) {
+  if (spec.has_evaluation() && spec.evaluation().source_case() == v1::DataSource::SOURCE_NOT_SET) {
     return FieldError("spec.evaluation", "a dataset name or a file uri is required when set");
   }
   if (spec.priority() < -kMaxPriority || spec.priority() > kMaxPriority) {
@@ -156,6 +154,8 @@ absl::StatusOr<PruneJobSpec> SpecResolver::Resolve(const v1::JobSpec& spec) cons
     out.barber.metric = *m;
   }
   out.barber.retain_reconstruction = b.retain_reconstruction();
+  if (!b.grad_precision().empty()) out.barber.grad_precision = b.grad_precision();
+  out.barber.measure_block_mse = !b.skip_block_mse();
   if (spec.sparsegpt().has_percdamp()) out.sparsegpt.percdamp = spec.sparsegpt().percdamp();
   if (spec.sparsegpt().blocksize() != 0) out.sparsegpt.blocksize = spec.sparsegpt().blocksize();
   const v1::TransActOptions& t = spec.transact();

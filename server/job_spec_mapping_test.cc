@@ -110,20 +110,20 @@ TEST_F(JobSpecMappingTest, EveryBadInputClassNamesItsField) {
        "spec.method: is required"},
       {"ratio 1", [](v1::JobSpec& s) { s.set_ratio(1.0); }, absl::StatusCode::kInvalidArgument,
        "spec.ratio: must be in [0, 1)"},
-      {"ratio -0.1", [](v1::JobSpec& s) { s.set_ratio(-0.1); },
-       absl::StatusCode::kInvalidArgument, "spec.ratio: must be in [0, 1)"},
-      {"ratio NaN", [nan](v1::JobSpec& s) { s.set_ratio(nan); },
-       absl::StatusCode::kInvalidArgument, "spec.ratio: must be in [0, 1)"},
-      {"no target", [](v1::JobSpec& s) { s.clear_sparsity(); },
-       absl::StatusCode::kInvalidArgument, "spec.ratio: a sparsity ratio or an N:M pattern"},
-      {"N:M dash", [](v1::JobSpec& s) { s.set_pattern("2-4"); },
-       absl::StatusCode::kInvalidArgument, "spec.pattern: malformed N:M pattern"},
+      {"ratio -0.1", [](v1::JobSpec& s) { s.set_ratio(-0.1); }, absl::StatusCode::kInvalidArgument,
+       "spec.ratio: must be in [0, 1)"},
+      {"ratio NaN", [nan](v1::JobSpec& s) { s.set_ratio(nan); }, absl::StatusCode::kInvalidArgument,
+       "spec.ratio: must be in [0, 1)"},
+      {"no target", [](v1::JobSpec& s) { s.clear_sparsity(); }, absl::StatusCode::kInvalidArgument,
+       "spec.ratio: a sparsity ratio or an N:M pattern"},
+      {"N:M dash", [](v1::JobSpec& s) { s.set_pattern("2-4"); }, absl::StatusCode::kInvalidArgument,
+       "spec.pattern: malformed N:M pattern"},
       {"N:M letters", [](v1::JobSpec& s) { s.set_pattern("a:b"); },
        absl::StatusCode::kInvalidArgument, "spec.pattern: malformed N:M pattern"},
-      {"N:M N>=M", [](v1::JobSpec& s) { s.set_pattern("4:2"); },
-       absl::StatusCode::kInvalidArgument, "spec.pattern: N:M pattern \"4:2\" needs 0 < N < M"},
-      {"N:M zero", [](v1::JobSpec& s) { s.set_pattern("0:4"); },
-       absl::StatusCode::kInvalidArgument, "spec.pattern:"},
+      {"N:M N>=M", [](v1::JobSpec& s) { s.set_pattern("4:2"); }, absl::StatusCode::kInvalidArgument,
+       "spec.pattern: N:M pattern \"4:2\" needs 0 < N < M"},
+      {"N:M zero", [](v1::JobSpec& s) { s.set_pattern("0:4"); }, absl::StatusCode::kInvalidArgument,
+       "spec.pattern:"},
       {"outside roots", [](v1::JobSpec& s) { s.set_model("/etc/passwd"); },
        absl::StatusCode::kInvalidArgument, "spec.model: path is outside"},
       {"dotdot", [](v1::JobSpec& s) { s.set_model("../datasets/wiki.raw"); },
@@ -145,30 +145,35 @@ TEST_F(JobSpecMappingTest, EveryBadInputClassNamesItsField) {
        absl::StatusCode::kInvalidArgument, "spec.calibration.seqlen: must be >= 2"},
       {"bad samples", [](v1::JobSpec& s) { s.mutable_calibration()->set_num_samples(-1); },
        absl::StatusCode::kInvalidArgument, "spec.calibration.num_samples: must be > 0"},
-      {"eval windows", [](v1::JobSpec& s) {
+      {"eval windows",
+       [](v1::JobSpec& s) {
          s.mutable_evaluation()->set_dataset("wiki");
          s.mutable_evaluation()->set_max_windows(-2);
        },
        absl::StatusCode::kInvalidArgument, "spec.evaluation.max_windows: must be >= 0"},
-      {"priority", [](v1::JobSpec& s) { s.set_priority(5000); },
-       absl::StatusCode::kInvalidArgument, "spec.priority: must be in [-1000, 1000]"},
+      {"priority", [](v1::JobSpec& s) { s.set_priority(5000); }, absl::StatusCode::kInvalidArgument,
+       "spec.priority: must be in [-1000, 1000]"},
       {"label key", [](v1::JobSpec& s) { (*s.mutable_labels())["Bad Key"] = "v"; },
        absl::StatusCode::kInvalidArgument, "spec.labels: bad key \"Bad Key\""},
-      {"barber tau", [](v1::JobSpec& s) {
+      {"barber tau",
+       [](v1::JobSpec& s) {
          s.set_method("barber");
          s.mutable_barber()->set_tau(1.5);
        },
        absl::StatusCode::kInvalidArgument, "spec.barber.tau: must be in [0, 1]"},
-      {"barber granularity", [](v1::JobSpec& s) {
+      {"barber granularity",
+       [](v1::JobSpec& s) {
          s.set_method("barber");
          s.mutable_barber()->set_granularity("row");
        },
        absl::StatusCode::kInvalidArgument, "spec.barber.granularity: unknown granularity"},
-      {"barber init", [](v1::JobSpec& s) {
+      {"barber init",
+       [](v1::JobSpec& s) {
          s.set_method("barber");
          s.mutable_barber()->set_init("barber");
        },
-       absl::StatusCode::kInvalidArgument, "spec.barber.init: must be magnitude, wanda or sparsegpt"},
+       absl::StatusCode::kInvalidArgument,
+       "spec.barber.init: must be magnitude, wanda or sparsegpt"},
       {"dtype", [](v1::JobSpec& s) { s.set_dtype("int4"); }, absl::StatusCode::kInvalidArgument,
        "spec.dtype: unknown dtype \"int4\""},
       {"tokenizer outside", [](v1::JobSpec& s) { s.set_tokenizer("/etc/passwd"); },

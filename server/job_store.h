@@ -64,7 +64,7 @@ struct ListQuery {
 };
 
 struct ListPage {
-  std::vector<v1::Job> jobs;   // newest first
+  std::vector<v1::Job> jobs;    // newest first
   int64_t next_before_seq = 0;  // 0 on the last page
 };
 
@@ -76,12 +76,10 @@ class JobStore {
                                               const std::string& spec_hash) = 0;
   // NotFound for an unknown id.
   virtual absl::StatusOr<StoredJob> Get(const std::string& id) = 0;
-  virtual absl::StatusOr<UpdateResult> Update(const std::string& id,
-                                              const JobMutator& mutate) = 0;
+  virtual absl::StatusOr<UpdateResult> Update(const std::string& id, const JobMutator& mutate) = 0;
   virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
   // Events with seq >= from_seq, in order, at most `limit` (0 = all).
-  virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& id,
-                                                           int64_t from_seq,
+  virtual absl::StatusOr<std::vector<v1::JobEvent>> Events(const std::string& id, int64_t from_seq,
                                                            int64_t limit = 0) = 0;
   // Jobs in `state`, in submission order (recovery and queue rebuilding).
   virtual absl::StatusOr<std::vector<StoredJob>> JobsInState(v1::JobState state) = 0;

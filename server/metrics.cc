@@ -23,14 +23,14 @@ const Histogram::BucketBoundaries& JobDurationBuckets() {
   return *b;
 }
 const Histogram::BucketBoundaries& LayerDurationBuckets() {
-  static const auto* b = new Histogram::BucketBoundaries{
-      0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600};
+  static const auto* b = new Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1,  2,
+                                                         5,     10,    30,   60,   120, 300, 600};
   return *b;
 }
 
 const char* const kMethods[] = {"magnitude", "wanda", "sparsegpt", "barber", "transact"};
-const JobOutcome kOutcomes[] = {JobOutcome::kSucceeded, JobOutcome::kFailed,
-                                JobOutcome::kCancelled, JobOutcome::kInterrupted};
+const JobOutcome kOutcomes[] = {JobOutcome::kSucceeded, JobOutcome::kFailed, JobOutcome::kCancelled,
+                                JobOutcome::kInterrupted};
 const v1::JobState kStates[] = {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,
                                 v1::JOB_STATE_SUCCEEDED, v1::JOB_STATE_FAILED,
                                 v1::JOB_STATE_CANCELLED};
@@ -39,22 +39,32 @@ const v1::JobState kStates[] = {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING,
 
 const char* JobOutcomeName(JobOutcome o) {
   switch (o) {
-    case JobOutcome::kSucceeded: return "succeeded";
-    case JobOutcome::kFailed: return "failed";
-    case JobOutcome::kCancelled: return "cancelled";
-    case JobOutcome::kInterrupted: return "interrupted";
+    case JobOutcome::kSucceeded:
+      return "succeeded";
+    case JobOutcome::kFailed:
+      return "failed";
+    case JobOutcome::kCancelled:
+      return "cancelled";
+    case JobOutcome::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }
 
 const char* JobStateLabel(v1::JobState s) {
   switch (s) {
-    case v1::JOB_STATE_QUEUED: return "queued";
-    case v1::JOB_STATE_RUNNING: return "running";
-    case v1::JOB_STATE_SUCCEEDED: return "succeeded";
-    case v1::JOB_STATE_FAILED: return "failed";
-    case v1::JOB_STATE_CANCELLED: return "cancelled";
-    default: return "unspecified";
+    case v1::JOB_STATE_QUEUED:
+      return "queued";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unspecified";
   }
 }
 
@@ -77,8 +87,9 @@ ServerMetrics::ServerMetrics(const std::string& version, const std::string& comm
                     .Register(*registry_);
   finished_ = &p::BuildCounter()
                    .Name("prunerd_jobs_finished_total")
-                   .Help("Job runs that ended, by method and outcome (succeeded, failed, "
-                         "cancelled, interrupted).")
+                   .Help(
+                       "Job runs that ended, by method and outcome (succeeded, failed, "
+                       "cancelled, interrupted).")
                    .Register(*registry_);
   queue_wait_ = &p::BuildHistogram()
                      .Name("prunerd_queue_wait_seconds")
@@ -125,9 +136,9 @@ void ServerMetrics::JobSubmitted(const std::string& method) {
   submitted_->Add({{metric_label::kMethod, method}}).Increment();
 }
 
-void ServerMetrics::JobFinished(const std::string& method, JobOutcome outcome,
-                                double run_seconds) {
-  finished_->Add({{metric_label::kMethod, method}, {metric_label::kOutcome, JobOutcomeName(outcome)}})
+void ServerMetrics::JobFinished(const std::string& method, JobOutcome outcome, double run_seconds) {
+  finished_
+      ->Add({{metric_label::kMethod, method}, {metric_label::kOutcome, JobOutcomeName(outcome)}})
       .Increment();
   if (run_seconds >= 0) {
     job_duration_->Add({{metric_label::kMethod, method}}, JobDurationBuckets())
@@ -138,8 +149,7 @@ void ServerMetrics::JobFinished(const std::string& method, JobOutcome outcome,
 void ServerMetrics::QueueWait(double seconds) { queue_wait_hist_->Observe(seconds); }
 
 void ServerMetrics::LayerPruned(const std::string& method, double seconds) {
-  layer_duration_->Add({{metric_label::kMethod, method}}, LayerDurationBuckets())
-      .Observe(seconds);
+  layer_duration_->Add({{metric_label::kMethod, method}}, LayerDurationBuckets()).Observe(seconds);
 }
 
 void ServerMetrics::CalibrationTokens(const std::string& method, int64_t tokens) {

@@ -159,6 +159,8 @@ int RunOneshotCommand(const std::vector<std::string>& args) {
   p.AddDouble("tau", &spec.barber.tau, "barber: mask rebuilding ratio in [0, 1]");
   p.AddString("granularity", &granularity, "barber: output1, input1, layer or block");
   p.AddString("metric", &metric, "barber: wd, w or d");
+  p.AddString("grad-precision", &spec.barber.grad_precision,
+              "barber: auto, float32, tf32 or bfloat16 gradient passes");
   p.AddBool("retain-reconstruction", &spec.barber.retain_reconstruction,
             "barber with sparsegpt init: keep SparseGPT's updated weights");
   p.AddDouble("percdamp", &spec.sparsegpt.percdamp, "sparsegpt: Hessian damping");

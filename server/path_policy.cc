@@ -74,8 +74,7 @@ absl::StatusOr<std::string> PathFromUri(absl::string_view input) {
   }
   absl::string_view rest = input.substr(scheme_end + 3);
   const size_t slash = rest.find('/');
-  const absl::string_view host =
-      slash == absl::string_view::npos ? rest : rest.substr(0, slash);
+  const absl::string_view host = slash == absl::string_view::npos ? rest : rest.substr(0, slash);
   if (!host.empty() && host != "localhost") {
     return absl::InvalidArgumentError(
         absl::StrCat("file:// URI with a remote host \"", host, "\" is not supported"));

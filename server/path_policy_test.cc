@@ -83,8 +83,7 @@ TEST(PathPolicyCreateTest, RootsMustBeDirectories) {
   EXPECT_FALSE(PathPolicy::Create({dir.path() + "/nope"}).ok());
   auto empty = PathPolicy::Create({});
   ASSERT_TRUE(empty.ok());
-  EXPECT_EQ(empty->Resolve("spec.model", "/x").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(empty->Resolve("spec.model", "/x").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PathHelpersTest, WithinIsComponentWise) {

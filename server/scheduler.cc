@@ -12,17 +12,23 @@ namespace prunerd {
 
 const char* FailureReason(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kCancelled: return "cancelled";
+    case absl::StatusCode::kCancelled:
+      return "cancelled";
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange: return "invalid_input";
-    case absl::StatusCode::kResourceExhausted: return "out_of_memory";
-    case absl::StatusCode::kUnimplemented: return "unsupported";
+    case absl::StatusCode::kOutOfRange:
+      return "invalid_input";
+    case absl::StatusCode::kResourceExhausted:
+      return "out_of_memory";
+    case absl::StatusCode::kUnimplemented:
+      return "unsupported";
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kDataLoss: return "engine_error";
-    default: return "internal";
+    case absl::StatusCode::kDataLoss:
+      return "engine_error";
+    default:
+      return "internal";
   }
 }
 
@@ -215,9 +221,8 @@ void Scheduler::WorkerLoop(size_t worker) {
     std::shared_ptr<Active> active;
     {
       absl::MutexLock l(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return draining_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return draining_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (draining_) break;
       job = *queue_.Pop();
@@ -238,27 +243,27 @@ void Scheduler::Execute(const QueuedJob& queued, const std::string& device, Acti
   const absl::Time start = deps_.clock->Now();
 
   // QUEUED -> RUNNING.
-  absl::StatusOr<UpdateResult> started = deps_.store->Update(id, [&](v1::Job& job,
-                                                                     v1::JobEvent& ev) {
-    if (job.state() != v1::JOB_STATE_QUEUED) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job is ", v1::JobState_Name(job.state()), ", not queued"));
-    }
-    job.set_state(v1::JOB_STATE_RUNNING);
-    job.set_attempt(job.attempt() + 1);
-    job.set_device(device);
-    job.set_cancel_requested(false);
-    SetTimestamp(job.mutable_start_time(), start);
-    job.clear_end_time();
-    job.clear_error();
-    job.clear_result();
-    job.mutable_progress()->Clear();
-    job.mutable_progress()->set_stage("starting");
-    ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-    *ev.mutable_progress() = job.progress();
-    ev.set_message(absl::StrCat("started on ", device, " (attempt ", job.attempt(), ")"));
-    return absl::OkStatus();
-  });
+  absl::StatusOr<UpdateResult> started =
+      deps_.store->Update(id, [&](v1::Job& job, v1::JobEvent& ev) {
+        if (job.state() != v1::JOB_STATE_QUEUED) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("job is ", v1::JobState_Name(job.state()), ", not queued"));
+        }
+        job.set_state(v1::JOB_STATE_RUNNING);
+        job.set_attempt(job.attempt() + 1);
+        job.set_device(device);
+        job.set_cancel_requested(false);
+        SetTimestamp(job.mutable_start_time(), start);
+        job.clear_end_time();
+        job.clear_error();
+        job.clear_result();
+        job.mutable_progress()->Clear();
+        job.mutable_progress()->set_stage("starting");
+        ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
+        *ev.mutable_progress() = job.progress();
+        ev.set_message(absl::StrCat("started on ", device, " (attempt ", job.attempt(), ")"));
+        return absl::OkStatus();
+      });
   if (!started.ok()) {
     LogWarning(absl::StrCat("job ", id, " not started: ", started.status().ToString()));
     return;
@@ -276,8 +281,7 @@ void Scheduler::Execute(const QueuedJob& queued, const std::string& device, Acti
   ProgressTracker tracker(id, method, start, options_, deps_,
                           [this](const UpdateResult& r) { Publish(r); });
   absl::Status setup = absl::OkStatus();
-  if (absl::StatusOr<PruneJobSpec> resolved = deps_.resolver->Resolve(job.spec());
-      !resolved.ok()) {
+  if (absl::StatusOr<PruneJobSpec> resolved = deps_.resolver->Resolve(job.spec()); !resolved.ok()) {
     setup = resolved.status();
   } else {
     spec = *std::move(resolved);
@@ -413,8 +417,8 @@ void Scheduler::Execute(const QueuedJob& queued, const std::string& device, Acti
   }
   if (!finished.ok()) {
     // The record stays RUNNING; recovery at the next start deals with it.
-    LogError(absl::StrCat("job ", id, ": cannot record the end of the run: ",
-                          finished.status().ToString()));
+    LogError(absl::StrCat("job ", id,
+                          ": cannot record the end of the run: ", finished.status().ToString()));
     return;
   }
   Publish(*finished);

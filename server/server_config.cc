@@ -37,8 +37,7 @@ void Register(ArgParser& p, ServerConfig* c, RawOptions* raw) {
               "comma-separated workers: cpu, cuda:0, ... (default: every GPU, else cpu)");
   p.AddString("tls-cert", &c->tls_cert, "server certificate (PEM); enables TLS");
   p.AddString("tls-key", &c->tls_key, "server private key (PEM)");
-  p.AddString("tls-client-ca", &c->tls_client_ca,
-              "CA (PEM) for client certificates; enables mTLS");
+  p.AddString("tls-client-ca", &c->tls_client_ca, "CA (PEM) for client certificates; enables mTLS");
   p.AddString("token-file", &c->token_file, "bearer tokens with roles (see server/auth.h)");
   p.AddBool("strict-token-file-mode", &c->strict_token_file_mode,
             "refuse a token file readable by group/others");
@@ -137,10 +136,10 @@ absl::Status ServerConfig::Validate() const {
     return absl::InvalidArgumentError("--tls-client-ca (mTLS) needs --tls-cert and --tls-key");
   }
   if (!tls() && !IsLoopbackHost(host) && !allow_insecure_remote) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refusing plaintext gRPC on ", listen,
-        ": configure --tls-cert/--tls-key, listen on loopback, or force it with "
-        "--allow-insecure-remote"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing plaintext gRPC on ", listen,
+                     ": configure --tls-cert/--tls-key, listen on loopback, or force it with "
+                     "--allow-insecure-remote"));
   }
   if (max_crash_retries < 0) return absl::InvalidArgumentError("--max-crash-retries: >= 0");
   for (const std::string& d : devices) {
@@ -196,13 +195,16 @@ absl::StatusOr<ServerConfig> ParseServeArgs(const std::vector<std::string>& args
     config.devices.emplace_back(absl::StripAsciiWhitespace(d));
   }
   absl::StatusOr<absl::Duration> d = ParseDurationFlag(raw.retention_max_age);
-  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--retention-max-age: ", d.status().message()));
+  if (!d.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--retention-max-age: ", d.status().message()));
   config.retention_max_age = *d;
   d = ParseDurationFlag(raw.shutdown_grace);
-  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--shutdown-grace: ", d.status().message()));
+  if (!d.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--shutdown-grace: ", d.status().message()));
   config.shutdown_grace = *d;
   d = ParseDurationFlag(raw.progress_interval);
-  if (!d.ok()) return absl::InvalidArgumentError(absl::StrCat("--progress-interval: ", d.status().message()));
+  if (!d.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--progress-interval: ", d.status().message()));
   config.progress_interval = *d;
   if (absl::Status s = config.Validate(); !s.ok()) return s;
   return config;

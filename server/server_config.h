@@ -43,7 +43,7 @@ struct ServerConfig {
   bool allow_insecure_remote = false;
   int64_t max_crash_retries = 1;
   absl::Duration retention_max_age = absl::ZeroDuration();  // 0 = keep forever
-  int64_t retention_max_jobs = -1;                           // -1 = no limit
+  int64_t retention_max_jobs = -1;                          // -1 = no limit
   absl::Duration shutdown_grace = absl::Seconds(20);
   absl::Duration progress_interval = absl::Milliseconds(500);
   std::string ready_file;

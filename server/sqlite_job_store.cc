@@ -208,8 +208,8 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::
     if (st.Step() == SQLITE_ROW) version = static_cast<int>(st.Int(0));
   }
   if (version > kSchemaVersion) {
-    return absl::InvalidArgumentError(absl::StrCat("job store ", path, ": schema version ",
-                                                   version, " is newer than this daemon's ",
+    return absl::InvalidArgumentError(absl::StrCat("job store ", path, ": schema version ", version,
+                                                   " is newer than this daemon's ",
                                                    kSchemaVersion));
   }
   if (version == 0) {
@@ -268,8 +268,8 @@ absl::StatusOr<CreateResult> SqliteJobStore::Create(const v1::Job& job_in,
     const int rc = st.Step();
     if (rc == SQLITE_ROW) {
       if (st.Text(1) != spec_hash) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "request_id \"", job_in.request_id(), "\" was already used for a different spec"));
+        return absl::AlreadyExistsError(absl::StrCat("request_id \"", job_in.request_id(),
+                                                     "\" was already used for a different spec"));
       }
       CreateResult r;
       r.stored.seq = st.Int(0);
@@ -418,8 +418,7 @@ absl::StatusOr<ListPage> SqliteJobStore::List(const ListQuery& q) {
 }
 
 absl::StatusOr<std::vector<v1::JobEvent>> SqliteJobStore::Events(const std::string& id,
-                                                                 int64_t from_seq,
-                                                                 int64_t limit) {
+                                                                 int64_t from_seq, int64_t limit) {
   Reader reader(this);
   sqlite3* db = reader.db();
   Stmt st(db, "SELECT event FROM events WHERE job_id = ? AND seq >= ? ORDER BY seq LIMIT ?");
@@ -476,9 +475,9 @@ absl::StatusOr<std::vector<std::string>> SqliteJobStore::RetentionCandidates(
     absl::Time ended_before, int64_t keep_newest) {
   Reader reader(this);
   sqlite3* db = reader.db();
-  const std::string terminal = absl::StrCat(
-      "state IN (", static_cast<int>(v1::JOB_STATE_SUCCEEDED), ",",
-      static_cast<int>(v1::JOB_STATE_FAILED), ",", static_cast<int>(v1::JOB_STATE_CANCELLED), ")");
+  const std::string terminal = absl::StrCat("state IN (", static_cast<int>(v1::JOB_STATE_SUCCEEDED),
+                                            ",", static_cast<int>(v1::JOB_STATE_FAILED), ",",
+                                            static_cast<int>(v1::JOB_STATE_CANCELLED), ")");
   std::string sql = absl::StrCat("SELECT id FROM jobs WHERE ", terminal, " AND end_time_us < ?");
   if (keep_newest >= 0) {
     absl::StrAppend(&sql, " UNION SELECT id FROM (SELECT id FROM jobs WHERE ", terminal,
@@ -505,7 +504,8 @@ absl::Status SqliteJobStore::Delete(const std::string& id) {
     RETURN_IF_ERROR(st.status());
     st.Bind(1, id);
     RETURN_IF_ERROR(StepDone(st, db, "delete job"));
-    if (sqlite3_changes(db) == 0) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
+    if (sqlite3_changes(db) == 0)
+      return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
   }
   {
     Stmt st(db, "DELETE FROM events WHERE job_id = ?");

@@ -145,10 +145,12 @@ TEST_F(SqliteJobStoreTest, UpdateAppendsContiguousEventsAndRollsBackOnError) {
   EXPECT_EQ(job->job.last_event_seq(), 5);
   EXPECT_EQ(job->job.progress().layer(), 2);
   // An update without an event type changes the job only.
-  ASSERT_TRUE(store_->Update("j-1", [](v1::Job& j, v1::JobEvent&) {
-                      j.set_owner("x");
-                      return absl::OkStatus();
-                    })
+  ASSERT_TRUE(store_
+                  ->Update("j-1",
+                           [](v1::Job& j, v1::JobEvent&) {
+                             j.set_owner("x");
+                             return absl::OkStatus();
+                           })
                   .ok());
   auto events = store_->Events("j-1", 0);
   ASSERT_TRUE(events.ok());
@@ -161,9 +163,8 @@ TEST_F(SqliteJobStoreTest, UpdateAppendsContiguousEventsAndRollsBackOnError) {
   ASSERT_TRUE(tail.ok());
   ASSERT_EQ(tail->size(), 1u);
   EXPECT_EQ((*tail)[0].seq(), 4);
-  EXPECT_TRUE(absl::IsNotFound(store_->Update("zz", [](v1::Job&, v1::JobEvent&) {
-                                       return absl::OkStatus();
-                                     }).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      store_->Update("zz", [](v1::Job&, v1::JobEvent&) { return absl::OkStatus(); }).status()));
 }
 
 TEST_F(SqliteJobStoreTest, ListPagesNewestFirstWithFilters) {
@@ -225,9 +226,9 @@ TEST_F(SqliteJobStoreTest, StateQueriesAndRetention) {
   const absl::Time t0 = clock_.Now();
   for (int i = 0; i < 4; ++i) {
     clock_.Set(t0 + absl::Hours(i));
-    ASSERT_TRUE(SetState(absl::StrCat("j-", i),
-                         i % 2 ? v1::JOB_STATE_FAILED : v1::JOB_STATE_SUCCEEDED)
-                    .ok());
+    ASSERT_TRUE(
+        SetState(absl::StrCat("j-", i), i % 2 ? v1::JOB_STATE_FAILED : v1::JOB_STATE_SUCCEEDED)
+            .ok());
   }
   ASSERT_TRUE(SetState("j-4", v1::JOB_STATE_RUNNING).ok());
   auto counts = store_->CountByState();
@@ -244,8 +245,7 @@ TEST_F(SqliteJobStoreTest, StateQueriesAndRetention) {
   // By age: ended before t0 + 1.5h -> j-0, j-1.
   auto old = store_->RetentionCandidates(t0 + absl::Minutes(90), -1);
   ASSERT_TRUE(old.ok());
-  EXPECT_EQ(std::set<std::string>(old->begin(), old->end()),
-            (std::set<std::string>{"j-0", "j-1"}));
+  EXPECT_EQ(std::set<std::string>(old->begin(), old->end()), (std::set<std::string>{"j-0", "j-1"}));
   // By count: keep the newest 1 finished -> j-0, j-1, j-2; never running/queued jobs.
   auto by_count = store_->RetentionCandidates(absl::InfinitePast(), 1);
   ASSERT_TRUE(by_count.ok());
@@ -287,11 +287,13 @@ TEST_F(SqliteJobStoreTest, CommittedWritesSurviveAProcessThatDiesAbruptly) {
     for (int i = 0; i < 20; ++i) {
       if (!(*s)->Create(MakeJob(absl::StrCat("c-", i)), Submitted(), "h").ok()) _exit(3);
     }
-    (*s)->Update("c-0", [](v1::Job& j, v1::JobEvent& ev) {
-      j.set_state(v1::JOB_STATE_RUNNING);
-      ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-      return absl::OkStatus();
-    }).IgnoreError();
+    (*s)->Update("c-0",
+                 [](v1::Job& j, v1::JobEvent& ev) {
+                   j.set_state(v1::JOB_STATE_RUNNING);
+                   ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
+                   return absl::OkStatus();
+                 })
+        .IgnoreError();
     _exit(0);  // no destructors: the store is never closed
   }
   int status = 0;
@@ -314,10 +316,12 @@ TEST_F(SqliteJobStoreTest, ConcurrentWritersAndReadersKeepSequencesContiguous) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 25; ++i) {
-        ASSERT_TRUE(store_->Update("j-1", [](v1::Job&, v1::JobEvent& ev) {
-                            ev.set_type(v1::JobEvent::TYPE_PROGRESS);
-                            return absl::OkStatus();
-                          })
+        ASSERT_TRUE(store_
+                        ->Update("j-1",
+                                 [](v1::Job&, v1::JobEvent& ev) {
+                                   ev.set_type(v1::JobEvent::TYPE_PROGRESS);
+                                   return absl::OkStatus();
+                                 })
                         .ok());
         ASSERT_TRUE(store_->Get("j-1").ok());
       }

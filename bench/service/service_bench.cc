@@ -68,13 +68,13 @@ Stats Summarize(std::vector<double> v) {
 }
 
 nlohmann::json ToJson(const Stats& s) {
-  return {{"n", s.n}, {"mean_ms", s.mean}, {"p50_ms", s.p50}, {"p90_ms", s.p90},
-          {"p99_ms", s.p99}, {"max_ms", s.max}};
+  return {{"n", s.n},        {"mean_ms", s.mean}, {"p50_ms", s.p50},
+          {"p90_ms", s.p90}, {"p99_ms", s.p99},   {"max_ms", s.max}};
 }
 
 void PrintRow(const std::string& name, const Stats& s) {
-  std::printf("%-44s %7zu %9.3f %9.3f %9.3f %9.3f %9.3f\n", name.c_str(), s.n, s.mean, s.p50,
-              s.p90, s.p99, s.max);
+  std::printf("%-44s %7zu %9.3f %9.3f %9.3f %9.3f %9.3f\n", name.c_str(), s.n, s.mean, s.p50, s.p90,
+              s.p99, s.max);
 }
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
@@ -117,8 +117,8 @@ void Populate(const std::string& db, int jobs, std::vector<std::string>* ids) {
       r->set_perplexity_dense(5.68);
       r->set_perplexity_pruned(7.26);
       r->set_report_json(std::string(6000, 'r'));  // reports are a few KiB
-      for (const char* n : {"model/config.json", "model/model.safetensors", "report.json",
-                            "events.jsonl"}) {
+      for (const char* n :
+           {"model/config.json", "model/model.safetensors", "report.json", "events.jsonl"}) {
         v1::Artifact* a = r->add_artifacts();
         a->set_name(n);
         a->set_size_bytes(123456);
@@ -339,9 +339,10 @@ int main(int argc, char** argv) {
   const Stats s_submit = Summarize(submit_rpc), s_run = Summarize(submit_to_running),
               s_server = Summarize(server_queue_to_start), s_get = Summarize(get_seq),
               s_getc = Summarize(get_conc), s_lag = Summarize(live_lag);
-  std::printf("prunerd service overhead (fake engine; gRPC over loopback; SQLite WAL, "
-              "synchronous=FULL), %ld CPUs\n\n",
-              sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "prunerd service overhead (fake engine; gRPC over loopback; SQLite WAL, "
+      "synchronous=FULL), %ld CPUs\n\n",
+      sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("%-44s %7s %9s %9s %9s %9s %9s\n", "measurement (ms)", "n", "mean", "p50", "p90",
               "p99", "max");
   PrintRow("SubmitJob RPC (durable before return)", s_submit);
@@ -352,11 +353,12 @@ int main(int argc, char** argv) {
   PrintRow(absl::StrCat("WatchJob live event lag, ", watchers, " watchers"), s_lag);
   std::printf("\nstore bulk load: %ld jobs in %.1f s; 4-client GetJob throughput %.0f calls/s\n",
               jobs, populate_s, get_conc.size() / conc_seconds);
-  std::printf("%ld watchers: subscribed in %.0f ms; %zu events each; %d/%ld identical "
-              "sequences; %d/%ld ended OK; last stream done %.2f s after release "
-              "(job itself ~%.2f s); process CPU during the watch phase %.2f s\n",
-              watchers, subscribe_ms, events_per_watcher, identical, watchers, ok_streams,
-              watchers, watch_wall, 40 * 0.025, cpu(ru1) - cpu(ru0));
+  std::printf(
+      "%ld watchers: subscribed in %.0f ms; %zu events each; %d/%ld identical "
+      "sequences; %d/%ld ended OK; last stream done %.2f s after release "
+      "(job itself ~%.2f s); process CPU during the watch phase %.2f s\n",
+      watchers, subscribe_ms, events_per_watcher, identical, watchers, ok_streams, watchers,
+      watch_wall, 40 * 0.025, cpu(ru1) - cpu(ru0));
 
   nlohmann::json out = {
       {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},

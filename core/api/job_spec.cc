@@ -161,6 +161,12 @@ absl::Status ValidateJobSpec(const PruneJobSpec& spec) {
     if (b.retain_reconstruction && b.init != Method::kSparseGpt) {
       return FieldError("barber.retain_reconstruction", "only applies to init sparsegpt");
     }
+    if (b.grad_precision != "auto" && b.grad_precision != "float32" && b.grad_precision != "tf32" &&
+        b.grad_precision != "bfloat16") {
+      return FieldError("barber.grad_precision",
+                        absl::StrCat("unknown precision \"", b.grad_precision,
+                                     "\" (expected auto, float32, tf32 or bfloat16)"));
+    }
   }
   if (spec.method == Method::kSparseGpt ||
       (spec.method == Method::kBarber && spec.barber.init == Method::kSparseGpt)) {

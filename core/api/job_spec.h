@@ -49,6 +49,13 @@ struct BarberOptions {
   BarberGranularity granularity = BarberGranularity::kOutput1;
   BarberMetric metric = BarberMetric::kWD;
   bool retain_reconstruction = false;  // keep SparseGPT's updated values on kept weights
+  // Precision of the dense block's forward/backward behind the gradient scores: "auto" follows
+  // the compute dtype (float32 → float32 as the reference; float16/bfloat16 → bfloat16
+  // operands), or "float32", "tf32" (CUDA tensor cores, fp32 accumulation), "bfloat16". The
+  // loss and the Σ G² accumulators are fp32 always.
+  std::string grad_precision = "auto";
+  // Measure each block's output MSE after the rebuild (one more forward per block; reported).
+  bool measure_block_mse = true;
 };
 
 struct SparseGptOptions {

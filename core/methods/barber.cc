@@ -54,24 +54,16 @@ json BlockJson(const BarberBlockRecord& r) {
 
 }  // namespace
 
-BarberTuning BarberTuningFromEnv() {
+BarberTuning BarberTuningFor(const BarberOptions& options, at::ScalarType compute_dtype) {
   BarberTuning t;
-  if (const char* v = std::getenv("PRUNERD_BARBER_GRAD_DTYPE"); v != nullptr) {
-    const std::string s(v);
-    if (s == "bfloat16" || s == "bf16") t.grad_dtype = at::kBFloat16;
-    if (s == "float32" || s == "fp32") t.grad_dtype = at::kFloat;
-    if (s == "tf32") {
-      t.grad_dtype = at::kFloat;
-      t.tf32 = true;
-    }
+  const std::string& p = options.grad_precision;
+  if (p == "bfloat16" || (p == "auto" && compute_dtype != at::kFloat)) {
+    t.grad_dtype = at::kBFloat16;
+  } else {
+    t.grad_dtype = at::kFloat;
+    t.tf32 = p == "tf32";
   }
-  if (const char* v = std::getenv("PRUNERD_BARBER_BLOCK_MSE"); v != nullptr) {
-    t.measure_block_mse = std::string(v) != "0";
-  }
-  if (const char* v = std::getenv("PRUNERD_BARBER_GRAD_BATCH"); v != nullptr) {
-    int64_t n = 0;
-    if (absl::SimpleAtoi(v, &n) && n > 0) t.grad_batch = n;
-  }
+  t.measure_block_mse = options.measure_block_mse;
   return t;
 }
 
@@ -226,8 +218,8 @@ namespace {
 class BarberPruner : public LayerPruner {
  public:
   BarberPruner(const BarberOptions& options, std::unique_ptr<LayerPruner> init,
-               const BarberTuning& tuning)
-      : options_(options), init_(std::move(init)), tuning_(tuning) {}
+               std::optional<BarberTuning> tuning)
+      : options_(options), init_(std::move(init)), fixed_tuning_(tuning) {}
 
   absl::Status PruneLayer(LayerContext& ctx) override {
     const SparsityPattern& pattern = *ctx.pattern;
@@ -245,6 +237,7 @@ class BarberPruner : public LayerPruner {
       for (Proj p : kAllProjs) dense[p] = (*ctx.weights)[p].clone();
     }
     RETURN_IF_ERROR(init_->PruneLayer(ctx));
+    tuning_ = fixed_tuning_ ? *fixed_tuning_ : BarberTuningFor(options_, ctx.dtype);
     BarberLayer layer(ctx, dense, options_, tuning_);
     absl::Status status;
     ctx.timer->Time("barber", [&] {
@@ -295,7 +288,8 @@ class BarberPruner : public LayerPruner {
  private:
   BarberOptions options_;
   std::unique_ptr<LayerPruner> init_;
-  BarberTuning tuning_;
+  std::optional<BarberTuning> fixed_tuning_;
+  BarberTuning tuning_;  // the last layer's
   std::vector<std::array<BarberBlockRecord, 2>> layers_;
 };
 
@@ -303,7 +297,7 @@ class BarberPruner : public LayerPruner {
 
 std::unique_ptr<LayerPruner> MakeBarberPruner(const BarberOptions& options,
                                               std::unique_ptr<LayerPruner> init,
-                                              const BarberTuning& tuning) {
+                                              std::optional<BarberTuning> tuning) {
   return std::make_unique<BarberPruner>(options, std::move(init), tuning);
 }
 

@@ -37,6 +37,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
 #include "absl/status/status.h"
 #include "core/api/job_spec.h"
 #include "core/methods/barber_mask_rebuild.h"
@@ -44,7 +46,8 @@
 
 namespace prunerd {
 
-// Engineering knobs that are not part of the method (and not in the job spec yet).
+// Engineering knobs that are not part of the method (BarberTuningFor derives them from the
+// job's options).
 struct BarberTuning {
   // Dtype of the dense block's forward/backward: fp32 as the reference does, or bf16 operands
   // (the loss and the Σ G² accumulators stay fp32) for large models on a GPU.
@@ -59,10 +62,9 @@ struct BarberTuning {
   int64_t grad_batch = 0;
 };
 
-// Defaults overridden by PRUNERD_BARBER_GRAD_DTYPE (float32 | tf32 | bfloat16),
-// PRUNERD_BARBER_BLOCK_MSE (0 | 1) and PRUNERD_BARBER_GRAD_BATCH (n), for benchmarks until
-// the job spec carries these.
-BarberTuning BarberTuningFromEnv();
+// The tuning a job asks for (BarberOptions::grad_precision, measure_block_mse), for layers
+// computed in `compute_dtype`.
+BarberTuning BarberTuningFor(const BarberOptions& options, at::ScalarType compute_dtype);
 
 struct BarberBlockRecord {
   double mse_before = std::numeric_limits<double>::quiet_NaN();  // init mask vs dense
@@ -109,9 +111,10 @@ class BarberLayer {
   std::vector<at::Tensor> last_scores_, last_masks_before_;
 };
 
-// `init` prunes each layer first (magnitude, wanda or sparsegpt pruner).
+// `init` prunes each layer first (magnitude, wanda or sparsegpt pruner). Without `tuning`,
+// each layer's comes from BarberTuningFor(options, the layer's compute dtype).
 std::unique_ptr<LayerPruner> MakeBarberPruner(const BarberOptions& options,
                                               std::unique_ptr<LayerPruner> init,
-                                              const BarberTuning& tuning = BarberTuning());
+                                              std::optional<BarberTuning> tuning = std::nullopt);
 
 }  // namespace prunerd

@@ -3,6 +3,7 @@
 // Oracles: the dense checkpoint itself (bitwise comparisons), counting rules written out
 // here, the naive per-group rebuild (naive_rebuild_oracle.h), and the public API's errors.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <cstdlib>

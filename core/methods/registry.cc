@@ -20,7 +20,7 @@ absl::StatusOr<std::unique_ptr<LayerPruner>> MakePruner(const PruneJobSpec& spec
       PruneJobSpec init_spec = spec;
       init_spec.method = spec.barber.init;
       ASSIGN_OR_RETURN(std::unique_ptr<LayerPruner> init, MakePruner(init_spec));
-      return MakeBarberPruner(spec.barber, std::move(init), BarberTuningFromEnv());
+      return MakeBarberPruner(spec.barber, std::move(init));
     }
     default:
       return absl::UnimplementedError(

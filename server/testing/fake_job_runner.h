@@ -32,13 +32,13 @@ class FakeJobRunner : public JobRunner {
  public:
   struct Script {
     int layers = 3;
-    bool gated = false;                         // each layer waits for a permit
+    bool gated = false;  // each layer waits for a permit
     absl::Duration layer_time = absl::ZeroDuration();
     absl::Status fail_with = absl::OkStatus();  // returned at fail_at_layer
     int fail_at_layer = 0;
     double ppl_dense = 20.0;
     double ppl_pruned = 25.0;
-    int eval_ticks = 0;                         // extra eval progress reports (throttling tests)
+    int eval_ticks = 0;  // extra eval progress reports (throttling tests)
   };
 
   void SetScript(Script s) {
@@ -98,7 +98,9 @@ class FakeJobRunner : public JobRunner {
       }
       if (s.layer_time > absl::ZeroDuration()) absl::SleepFor(s.layer_time);
       if (!s.fail_with.ok() && i == s.fail_at_layer) return s.fail_with;
-      Progress p{.stage = "prune", .layer = i, .layers = s.layers,
+      Progress p{.stage = "prune",
+                 .layer = i,
+                 .layers = s.layers,
                  .fraction = 0.1 + 0.8 * (i + 1) / s.layers,
                  .message = absl::StrCat("layer ", i + 1, "/", s.layers)};
       if (!progress(p)) return absl::CancelledError("cancelled at a layer boundary");
@@ -116,8 +118,8 @@ class FakeJobRunner : public JobRunner {
     r.ppl_dense = s.ppl_dense;
     r.ppl_pruned = s.ppl_pruned;
     r.sparsity = spec.pattern.effective_ratio();
-    r.report_json = absl::StrCat("{\"method\": \"", std::string(MethodName(spec.method)), "\", \"sparsity\": ",
-                                 r.sparsity, ", \"ppl_dense\": ", s.ppl_dense,
+    r.report_json = absl::StrCat("{\"method\": \"", std::string(MethodName(spec.method)),
+                                 "\", \"sparsity\": ", r.sparsity, ", \"ppl_dense\": ", s.ppl_dense,
                                  ", \"ppl_pruned\": ", s.ppl_pruned, "}");
     if (!spec.output_dir.empty()) {
       std::string mk = absl::StrCat("mkdir -p '", spec.output_dir, "'");

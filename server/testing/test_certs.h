@@ -22,17 +22,32 @@ class TestCerts {
     const std::string d = "'" + dir + "'";
     const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     const std::string cmd =
-        "set -e; cd " + d + "; exec >openssl.log 2>&1;"
-        "openssl req -x509 " + key + " -keyout ca.key -out ca.pem -days 1 -subj '/CN=prunerd test CA';"
-        "openssl req -x509 " + key + " -keyout rogue-ca.key -out rogue-ca.pem -days 1 -subj '/CN=rogue CA';"
-        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext;"
+        "set -e; cd " + d +
+        "; exec >openssl.log 2>&1;"
+        "openssl req -x509 " +
+        key +
+        " -keyout ca.key -out ca.pem -days 1 -subj '/CN=prunerd test CA';"
+        "openssl req -x509 " +
+        key +
+        " -keyout rogue-ca.key -out rogue-ca.pem -days 1 -subj '/CN=rogue CA';"
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > "
+        "server.ext;"
         "printf 'extendedKeyUsage=clientAuth\\n' > client.ext;"
-        "openssl req " + key + " -keyout server.key -out server.csr -subj '/CN=localhost';"
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext;"
-        "openssl req " + key + " -keyout client.key -out client.csr -subj '/CN=ci-client';"
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1 -extfile client.ext;"
-        "openssl req " + key + " -keyout rogue.key -out rogue.csr -subj '/CN=rogue-client';"
-        "openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue.pem -days 1 -extfile client.ext;";
+        "openssl req " +
+        key +
+        " -keyout server.key -out server.csr -subj '/CN=localhost';"
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+        "-days 1 -extfile server.ext;"
+        "openssl req " +
+        key +
+        " -keyout client.key -out client.csr -subj '/CN=ci-client';"
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
+        "-days 1 -extfile client.ext;"
+        "openssl req " +
+        key +
+        " -keyout rogue.key -out rogue.csr -subj '/CN=rogue-client';"
+        "openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out "
+        "rogue.pem -days 1 -extfile client.ext;";
     ok_ = std::system(cmd.c_str()) == 0;
   }
   bool ok() const { return ok_; }

@@ -52,15 +52,14 @@ class E2eTest : public ::testing::Test {
     ASSERT_FALSE(TestData().empty()) << "PRUNERD_TEST_DATA is not set";
     tiny_ = TestData() + "/text/tinystories/tinystories_val_head.txt";
     wiki_ = TestData() + "/text/wikitext-2-raw/wiki.test.raw";
-    dir_.Write("datasets/datasets.json", nlohmann::json{{"tinystories", tiny_},
-                                                        {"wikitext2", wiki_}}
-                                             .dump());
+    dir_.Write("datasets/datasets.json",
+               nlohmann::json{{"tinystories", tiny_}, {"wikitext2", wiki_}}.dump());
   }
 
   std::vector<std::string> DaemonArgs(std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"--model-root", TestData(), "--dataset-dir",
-                                  dir_.path() + "/datasets", "--progress-interval", "100ms",
-                                  "--shutdown-grace", "30s"};
+    std::vector<std::string> a = {
+        "--model-root",        TestData(), "--dataset-dir",    dir_.path() + "/datasets",
+        "--progress-interval", "100ms",    "--shutdown-grace", "30s"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -82,16 +81,22 @@ class E2eTest : public ::testing::Test {
   }
 
   static std::vector<std::string> StoriesJob() {
-    return {"submit", "--model", kStories, "--method", "wanda", "--ratio", "0.5",
-            "--calib-dataset", "tinystories", "--calib-samples", "8", "--calib-seqlen", "128",
-            "--eval-dataset", "tinystories", "--eval-seqlen", "128", "--eval-max-windows", "8",
-            "--skip-calib-eval"};
+    return {"submit",      "--model",
+            kStories,      "--method",
+            "wanda",       "--ratio",
+            "0.5",         "--calib-dataset",
+            "tinystories", "--calib-samples",
+            "8",           "--calib-seqlen",
+            "128",         "--eval-dataset",
+            "tinystories", "--eval-seqlen",
+            "128",         "--eval-max-windows",
+            "8",           "--skip-calib-eval"};
   }
   // About 1 s per layer, 8 layers, on 2 busy cores.
   static std::vector<std::string> ProseJob() {
-    return {"submit", "--model", kProse, "--method", "wanda", "--ratio", "0.5",
-            "--calib-dataset", "wikitext2", "--calib-samples", "8", "--calib-seqlen", "256",
-            "--skip-calib-eval"};
+    return {"submit", "--model",          kProse,      "--method",        "wanda", "--ratio",
+            "0.5",    "--calib-dataset",  "wikitext2", "--calib-samples", "8",     "--calib-seqlen",
+            "256",    "--skip-calib-eval"};
   }
   std::string Submit(std::vector<std::string> args) {
     CommandResult r = Ctl(args);
@@ -151,11 +156,28 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
   EXPECT_THAT(r.err, HasSubstr("gate    ok"));
 
   // Idempotent: the same request id gives the same job, nothing new is queued.
-  CommandResult again = Ctl({"submit", "--model", kStories, "--method", "wanda", "--ratio", "0.5",
-                             "--calib-dataset", "tinystories", "--calib-samples", "8",
-                             "--calib-seqlen", "128", "--eval-dataset", "tinystories",
-                             "--eval-seqlen", "128", "--eval-max-windows", "8",
-                             "--skip-calib-eval", "--request-id", "e2e-build-1"});
+  CommandResult again = Ctl({"submit",
+                             "--model",
+                             kStories,
+                             "--method",
+                             "wanda",
+                             "--ratio",
+                             "0.5",
+                             "--calib-dataset",
+                             "tinystories",
+                             "--calib-samples",
+                             "8",
+                             "--calib-seqlen",
+                             "128",
+                             "--eval-dataset",
+                             "tinystories",
+                             "--eval-seqlen",
+                             "128",
+                             "--eval-max-windows",
+                             "8",
+                             "--skip-calib-eval",
+                             "--request-id",
+                             "e2e-build-1"});
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(again.out, job.id() + "\n");
   EXPECT_THAT(again.err, HasSubstr("matched an existing job"));
@@ -174,19 +196,24 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
   nlohmann::json report = nlohmann::json::parse(ReadText(dl + "/report.json"));
   const double reported = report["evaluation"]["ppl_pruned"].get<double>();
   EXPECT_NEAR(reported, job.result().perplexity_pruned(), 1e-9 * reported);
-  EvalSpec eval{.model_path = dl + "/model", .data_path = tiny_, .seqlen = 128,
-                .max_windows = 8, .device = "cpu", .dtype = "auto"};
-  absl::StatusOr<EvalResult> measured = EvaluatePerplexity(eval, [](const Progress&) { return true; });
+  EvalSpec eval{.model_path = dl + "/model",
+                .data_path = tiny_,
+                .seqlen = 128,
+                .max_windows = 8,
+                .device = "cpu",
+                .dtype = "auto"};
+  absl::StatusOr<EvalResult> measured =
+      EvaluatePerplexity(eval, [](const Progress&) { return true; });
   ASSERT_TRUE(measured.ok()) << measured.status();
   EXPECT_EQ(measured->windows, 8);
   EXPECT_NEAR(measured->perplexity, reported, 1e-4 * reported);
   // And the original model's perplexity is the reported dense one.
   EvalSpec dense = eval;
   dense.model_path = TestData() + "/" + kStories;
-  absl::StatusOr<EvalResult> dense_ppl = EvaluatePerplexity(dense, [](const Progress&) { return true; });
+  absl::StatusOr<EvalResult> dense_ppl =
+      EvaluatePerplexity(dense, [](const Progress&) { return true; });
   ASSERT_TRUE(dense_ppl.ok()) << dense_ppl.status();
-  EXPECT_NEAR(dense_ppl->perplexity, job.result().perplexity_dense(),
-              1e-4 * dense_ppl->perplexity);
+  EXPECT_NEAR(dense_ppl->perplexity, job.result().perplexity_dense(), 1e-4 * dense_ppl->perplexity);
 
   // Watch replays from a sequence number and ends with the terminal event.
   CommandResult w = Ctl({"watch", job.id(), "--from-seq", "3", "--output", "json"});
@@ -211,16 +238,16 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
     std::ofstream(dl2 + "/model/model.safetensors.part", std::ios::binary)
         << whole.substr(0, 100000);
   }
-  CommandResult resumed = Ctl({"download", job.id(), "--dir", dl2, "--artifact",
-                               "model/model.safetensors"});
+  CommandResult resumed =
+      Ctl({"download", job.id(), "--dir", dl2, "--artifact", "model/model.safetensors"});
   EXPECT_EQ(resumed.code, 0) << resumed.err;
   EXPECT_THAT(resumed.err, HasSubstr("resumed"));
   EXPECT_EQ(ShellSha256(dl2 + "/model/model.safetensors"), ShellSha256(weights));
   std::filesystem::remove(dl2 + "/model/model.safetensors");
   std::ofstream(dl2 + "/model/model.safetensors.part", std::ios::binary)
       << std::string(100000, 'x');
-  CommandResult corrupt = Ctl({"download", job.id(), "--dir", dl2, "--artifact",
-                               "model/model.safetensors"});
+  CommandResult corrupt =
+      Ctl({"download", job.id(), "--dir", dl2, "--artifact", "model/model.safetensors"});
   EXPECT_EQ(corrupt.code, 7) << corrupt.err;
   EXPECT_THAT(corrupt.err, HasSubstr("sha256 mismatch"));
   EXPECT_FALSE(std::filesystem::exists(dl2 + "/model/model.safetensors"));
@@ -228,9 +255,9 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
 
 TEST_F(E2eTest, EveryMethodRunsThroughTheDaemon) {
   StartDaemon();
-  const std::vector<std::string> common = {"submit", "--model", kStories, "--calib-dataset",
-                                           "tinystories", "--calib-samples", "8",
-                                           "--calib-seqlen", "128", "--skip-calib-eval"};
+  const std::vector<std::string> common = {
+      "submit", "--model",        kStories, "--calib-dataset",  "tinystories", "--calib-samples",
+      "8",      "--calib-seqlen", "128",    "--skip-calib-eval"};
   struct M {
     std::vector<std::string> args;
     double sparsity;  // expected; < 0: only > 0
@@ -325,15 +352,16 @@ TEST_F(E2eTest, KillDashNineMidRunRecoversEveryJob) {
     CommandResult q = Ctl({"wait", id, "--quiet", "--wait-timeout", "120"});
     EXPECT_EQ(q.code, 0) << id << ": " << q.err;
   }
-  CommandResult list = Ctl({"list", "--label", "batch=kill9", "--state", "succeeded",
-                            "--output", "json"});
+  CommandResult list =
+      Ctl({"list", "--label", "batch=kill9", "--state", "succeeded", "--output", "json"});
   EXPECT_EQ(FromJson<v1::ListJobsResponse>(list.out).jobs_size(), 3);
 }
 
 TEST_F(E2eTest, SigtermDrainsAndMetricsCount) {
   StartDaemon();
   const std::string http = daemon_->http();
-  httplib::Client client(http.substr(0, http.rfind(':')), std::stoi(http.substr(http.rfind(':') + 1)));
+  httplib::Client client(http.substr(0, http.rfind(':')),
+                         std::stoi(http.substr(http.rfind(':') + 1)));
   auto scrape = [&]() {
     auto res = client.Get("/metrics");
     EXPECT_TRUE(res);
@@ -348,7 +376,9 @@ TEST_F(E2eTest, SigtermDrainsAndMetricsCount) {
   ASSERT_EQ(Ctl(a).code, 0);
   auto m1 = scrape();
   EXPECT_EQ(*m1.at("prunerd_jobs_submitted_total").Find({{"method", "wanda"}}), 1);
-  EXPECT_EQ(*m1.at("prunerd_jobs_finished_total").Find({{"method", "wanda"}, {"outcome", "succeeded"}}), 1);
+  EXPECT_EQ(
+      *m1.at("prunerd_jobs_finished_total").Find({{"method", "wanda"}, {"outcome", "succeeded"}}),
+      1);
   EXPECT_EQ(*m1.at("prunerd_jobs").Find({{"state", "succeeded"}}), 1);
   EXPECT_EQ(*m1.at("prunerd_calibration_tokens_total").Find({{"method", "wanda"}}), 8 * 128);
   EXPECT_EQ(*m1.at("prunerd_layer_duration_seconds")
@@ -379,9 +409,8 @@ TEST_F(E2eTest, SigtermDrainsAndMetricsCount) {
   EXPECT_THAT(watched, HasSubstr("(stream end)"));
 
   RestartDaemon();
-  ASSERT_TRUE(WaitUntil(id, [](const v1::Job& j) {
-    return j.state() == v1::JOB_STATE_RUNNING && j.attempt() == 2;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      id, [](const v1::Job& j) { return j.state() == v1::JOB_STATE_RUNNING && j.attempt() == 2; }));
   // Cancel it (no need to run it to the end here), then read its whole event history.
   CommandResult cancel = Ctl({"cancel", id, "--wait"});
   EXPECT_EQ(cancel.code, 0) << cancel.err;
@@ -418,29 +447,39 @@ TEST_F(E2eTest, BadInputsAndCredentialsGetDistinctExitCodes) {
     int code;
     std::string message;
   };
-  const std::vector<std::string> base = {"submit", "--calib-dataset", "tinystories",
-                                         "--calib-samples", "4", "--calib-seqlen", "64"};
+  const std::vector<std::string> base = {
+      "submit", "--calib-dataset", "tinystories", "--calib-samples", "4", "--calib-seqlen", "64"};
   const std::vector<Case> cases = {
-      {"no token", with(base, {"--model", kStories, "--method", "wanda"}), {}, 5,
+      {"no token",
+       with(base, {"--model", kStories, "--method", "wanda"}),
+       {},
+       5,
        "UNAUTHENTICATED"},
-      {"bad token", with(base, {"--model", kStories, "--method", "wanda", "--token", "nope-nope-nope-nope"}),
-       {}, 5, "UNAUTHENTICATED: invalid token"},
-      {"read-only token", with(base, {"--model", kStories, "--method", "wanda"}),
-       {"PRUNECTL_TOKEN=reader-token-0123456789"}, 5, "PERMISSION_DENIED"},
-      {"unknown method", with(base, {"--model", kStories, "--method", "prune-it"}), submit_env,
-       4, "INVALID_ARGUMENT: spec.method: unknown method"},
+      {"bad token",
+       with(base, {"--model", kStories, "--method", "wanda", "--token", "nope-nope-nope-nope"}),
+       {},
+       5,
+       "UNAUTHENTICATED: invalid token"},
+      {"read-only token",
+       with(base, {"--model", kStories, "--method", "wanda"}),
+       {"PRUNECTL_TOKEN=reader-token-0123456789"},
+       5,
+       "PERMISSION_DENIED"},
+      {"unknown method", with(base, {"--model", kStories, "--method", "prune-it"}), submit_env, 4,
+       "INVALID_ARGUMENT: spec.method: unknown method"},
       {"ratio 1.5", with(base, {"--model", kStories, "--method", "wanda", "--ratio", "1.5"}),
        submit_env, 4, "INVALID_ARGUMENT: spec.ratio"},
       {"malformed N:M", with(base, {"--model", kStories, "--method", "wanda", "--pattern", "2-4"}),
        submit_env, 4, "INVALID_ARGUMENT: spec.pattern: malformed"},
-      {"outside roots", with(base, {"--model", "/etc/passwd", "--method", "wanda"}), submit_env,
-       4, "INVALID_ARGUMENT: spec.model: path is outside"},
-      {"symlink-free escape", with(base, {"--model", "models/../../etc/passwd", "--method", "wanda"}),
-       submit_env, 4, "\"..\" is not allowed"},
-      {"missing model", with(base, {"--model", "models/none.bin", "--method", "wanda"}),
-       submit_env, 4, "NOT_FOUND: spec.model"},
-      {"bad flag", with(base, {"--model", kStories, "--method", "wanda", "--bogus"}), submit_env,
-       4, "unknown option --bogus"},
+      {"outside roots", with(base, {"--model", "/etc/passwd", "--method", "wanda"}), submit_env, 4,
+       "INVALID_ARGUMENT: spec.model: path is outside"},
+      {"symlink-free escape",
+       with(base, {"--model", "models/../../etc/passwd", "--method", "wanda"}), submit_env, 4,
+       "\"..\" is not allowed"},
+      {"missing model", with(base, {"--model", "models/none.bin", "--method", "wanda"}), submit_env,
+       4, "NOT_FOUND: spec.model"},
+      {"bad flag", with(base, {"--model", kStories, "--method", "wanda", "--bogus"}), submit_env, 4,
+       "unknown option --bogus"},
   };
   for (const Case& c : cases) {
     CommandResult r = Ctl(c.args, c.env);
@@ -448,16 +487,16 @@ TEST_F(E2eTest, BadInputsAndCredentialsGetDistinctExitCodes) {
     EXPECT_THAT(r.err, HasSubstr(c.message)) << c.what;
   }
   // The daemon kept serving and queued nothing.
-  CommandResult list = Ctl({"list", "--output", "json"}, {"PRUNECTL_TOKEN=reader-token-0123456789"});
+  CommandResult list =
+      Ctl({"list", "--output", "json"}, {"PRUNECTL_TOKEN=reader-token-0123456789"});
   ASSERT_EQ(list.code, 0) << list.err;
   EXPECT_EQ(FromJson<v1::ListJobsResponse>(list.out).jobs_size(), 0);
-  CommandResult ok = Ctl(with(base, {"--model", kStories, "--method", "magnitude", "--wait",
-                                     "--quiet"}),
-                         submit_env);
+  CommandResult ok = Ctl(
+      with(base, {"--model", kStories, "--method", "magnitude", "--wait", "--quiet"}), submit_env);
   EXPECT_EQ(ok.code, 0) << ok.err;
   // A corrupt model fails its job (exit 1) with a reason; the daemon keeps serving.
-  CommandResult bad = Ctl(with(base, {"--model", dir_.path() + "/badmodels/corrupt.bin",
-                                      "--method", "wanda", "--wait", "--output", "json"}),
+  CommandResult bad = Ctl(with(base, {"--model", dir_.path() + "/badmodels/corrupt.bin", "--method",
+                                      "wanda", "--wait", "--output", "json"}),
                           submit_env);
   EXPECT_EQ(bad.code, 1) << bad.err;
   v1::Job failed = FromJson<v1::Job>(bad.out);
@@ -476,7 +515,7 @@ TEST_F(E2eTest, MutualTlsThroughPrunectl) {
   ASSERT_TRUE(certs.ok()) << certs.error();
   StartDaemon({"--tls-cert", certs.server_cert(), "--tls-key", certs.server_key(),
                "--tls-client-ca", certs.ca()});
-  const std::vector<std::string> tls = {"--ca-cert", certs.ca(), "--client-cert",
+  const std::vector<std::string> tls = {"--ca-cert",         certs.ca(),     "--client-cert",
                                         certs.client_cert(), "--client-key", certs.client_key()};
   auto with = [&](std::vector<std::string> a) {
     a.insert(a.end(), tls.begin(), tls.end());

@@ -122,8 +122,8 @@ inline CommandResult RunCommand(const std::vector<std::string>& argv,
                                 absl::Duration timeout = absl::Seconds(300)) {
   static int counter = 0;
   const char* tmp = std::getenv("TMPDIR");
-  const std::string base = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/prunerd-e2e-cmd-",
-                                        ::getpid(), "-", counter++);
+  const std::string base =
+      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/prunerd-e2e-cmd-", ::getpid(), "-", counter++);
   CommandResult r;
   {
     Subprocess p(argv, base + ".out", base + ".err", env);
@@ -146,9 +146,9 @@ class DaemonProcess {
   bool Start(absl::Duration timeout = absl::Seconds(60)) {
     const std::string ready = dir_ + "/ready.json";
     ::unlink(ready.c_str());
-    std::vector<std::string> argv = {BinDir() + "/prunerd", "serve", "--listen", "127.0.0.1:0",
-                                     "--http-listen", "127.0.0.1:0", "--data-dir",
-                                     dir_ + "/data", "--ready-file", ready};
+    std::vector<std::string> argv = {
+        BinDir() + "/prunerd", "serve",      "--listen",     "127.0.0.1:0",  "--http-listen",
+        "127.0.0.1:0",         "--data-dir", dir_ + "/data", "--ready-file", ready};
     argv.insert(argv.end(), args_.begin(), args_.end());
     ++starts_;
     process_ = std::make_unique<Subprocess>(argv, dir_ + "/daemon.out",
