@@ -1,10 +1,13 @@
 #include "core/engine/cuda_util.h"
 
 #if PRUNERD_WITH_CUDA
+#include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
+
+#include <mutex>
 #endif
 
 namespace prunerd {
@@ -31,7 +34,18 @@ void CudaMemInfo(int index, int64_t* free_bytes, int64_t* total_bytes) {
 }
 
 namespace {
+// The caching allocator initialises itself on the first CUDA allocation of the process; its
+// statistics calls fail before that ("Invalid device argument ...: did you call init?"), which
+// is where a prune job starts. One tiny allocation makes sure it is there.
+void EnsureAllocator(int index) {
+  static std::once_flag once;
+  std::call_once(once, [index] {
+    const auto device = static_cast<c10::DeviceIndex>(index);
+    (void)at::empty({1}, at::TensorOptions().device(at::kCUDA, device));
+  });
+}
 c10::cuda::CUDACachingAllocator::DeviceStats Stats(int index) {
+  EnsureAllocator(index);
   return c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
 }
 constexpr size_t kAggregate = 0;  // StatType::AGGREGATE
@@ -40,6 +54,7 @@ constexpr size_t kAggregate = 0;  // StatType::AGGREGATE
 int64_t CudaBytesAllocated(int index) { return Stats(index).allocated_bytes[kAggregate].current; }
 int64_t CudaPeakBytes(int index) { return Stats(index).allocated_bytes[kAggregate].peak; }
 void CudaResetPeak(int index) {
+  EnsureAllocator(index);
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
 }
 void CudaEmptyCache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
