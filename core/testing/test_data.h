@@ -4,7 +4,9 @@
 // compiled into the test (prunerd_cc_test defines PRUNERD_DEFAULT_*):
 //   TestDataDir()  $PRUNERD_TEST_DATA   shared data (models, tokenizers, texts)
 //   BinDir()       $PRUNERD_BIN_DIR     built binaries (prunerd, prunectl, ...)
-//   SourceDir()    $PRUNERD_SOURCE_DIR  the repository root (golden files in tests/golden)
+//   SourceDir()    $PRUNERD_SOURCE_DIR  the repository root
+//   GoldenDir()    $PRUNERD_GOLDEN_DIR  reference goldens (default <source>/tests/golden)
+//   TestDevice()   $PRUNERD_TEST_DEVICE the device of engine parity tests (default cpu)
 //
 //   std::string model = TestDataPath("models/prose16M");
 //
@@ -37,5 +39,9 @@ inline std::string BinDir() { return EnvOr("PRUNERD_BIN_DIR", PRUNERD_DEFAULT_BI
 inline std::string SourceDir() {
   return EnvOr("PRUNERD_SOURCE_DIR", PRUNERD_DEFAULT_SOURCE_DIR);
 }
+inline std::string GoldenDir() {
+  return EnvOr("PRUNERD_GOLDEN_DIR", (SourceDir() + "/tests/golden").c_str());
+}
+inline std::string TestDevice() { return EnvOr("PRUNERD_TEST_DEVICE", "cpu"); }
 
 }  // namespace prunerd

@@ -1,0 +1,65 @@
+#include "tests/parity/golden.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/io/mmap_file.h"
+#include "core/io/safetensors.h"
+#include "core/testing/test_data.h"
+
+namespace prunerd {
+
+std::string GoldenPath(const std::string& rel) { return GoldenDir() + "/" + rel; }
+
+absl::StatusOr<nlohmann::json> ReadGoldenJson(const std::string& rel) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(GoldenPath(rel)));
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return absl::DataLossError(absl::StrCat(rel, ": not JSON"));
+  return j;
+}
+
+absl::StatusOr<std::vector<float>> ReadGoldenFloats(const std::string& rel, const std::string& name,
+                                                    std::vector<int64_t>* shape) {
+  ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(GoldenPath(rel)));
+  ASSIGN_OR_RETURN(TensorView v, file->Get(name));
+  if (v.dtype != DType::kF32) return absl::InvalidArgumentError(absl::StrCat(rel, ": not F32"));
+  std::vector<float> out(v.numel());
+  std::memcpy(out.data(), v.data, v.nbytes);
+  if (shape) *shape = v.shape;
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> ReadGoldenInts(const std::string& rel,
+                                                    const std::string& name) {
+  ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(GoldenPath(rel)));
+  ASSIGN_OR_RETURN(TensorView v, file->Get(name));
+  if (v.dtype != DType::kI64) return absl::InvalidArgumentError(absl::StrCat(rel, ": not I64"));
+  std::vector<int64_t> out(v.numel());
+  std::memcpy(out.data(), v.data, v.nbytes);
+  return out;
+}
+
+absl::StatusOr<std::vector<uint8_t>> ReadGoldenMask(const std::string& rel,
+                                                    const std::string& weight_name) {
+  ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(GoldenPath(rel)));
+  ASSIGN_OR_RETURN(TensorView v, file->Get(weight_name));
+  auto it = file->metadata().find("shape." + weight_name);
+  if (it == file->metadata().end()) {
+    return absl::DataLossError(absl::StrCat(rel, ": no shape for ", weight_name));
+  }
+  int64_t out = 0, in = 0;
+  if (std::sscanf(it->second.c_str(), "%ld,%ld", &out, &in) != 2) {
+    return absl::DataLossError(absl::StrCat(rel, ": bad shape ", it->second));
+  }
+  const int64_t n = out * in;
+  if (static_cast<int64_t>(v.nbytes) != (n + 7) / 8) {
+    return absl::DataLossError(absl::StrCat(rel, ": ", weight_name, " has ", v.nbytes, " bytes"));
+  }
+  const uint8_t* bits = static_cast<const uint8_t*>(v.data);
+  std::vector<uint8_t> mask(n);
+  for (int64_t i = 0; i < n; ++i) mask[i] = (bits[i >> 3] >> (7 - (i & 7))) & 1;
+  return mask;
+}
+
+}  // namespace prunerd
