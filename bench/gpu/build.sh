@@ -11,8 +11,8 @@ start=$(date +%s)
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$GPU_PREFIX_PATH" \
   -DPRUNERD_TEST_DATA="${PRUNERD_TEST_DATA:-$PWD/shared/data}" >"$log" 2>&1
 if [[ $# -gt 0 ]]; then
-  cmake --build build-gpu -j"$(nproc)" --target "$@" >>"$log" 2>&1
+  cmake --build build-gpu -j"$(nproc)" --target "$@" -- -k >>"$log" 2>&1
 else
-  cmake --build build-gpu -j"$(nproc)" >>"$log" 2>&1
+  cmake --build build-gpu -j"$(nproc)" -- -k >>"$log" 2>&1
 fi
 echo "gpu build: $(( $(date +%s) - start )) s ($(grep -c 'warning:' "$log" || true) warnings)"

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The GPU runs behind the issues' "on the H100" points, in phases that each fit one device call
+# (10 minutes). Run from the repository root with .gpu (debs) and .data (a copy of the shared
+# data) carried; every result lands in $OUT. Phases reuse build-gpu/ and /tmp/m7b when the
+# machine is still warm and rebuild them when it is not.
+#
+#   bash bench/gpu/session.sh reference   build; Python goldens (transformers); parity on cuda
+#   bash bench/gpu/session.sh prune7b     build; parity on cuda against tests/golden; the
+#                                         LLaMA-2-7B-shaped prune benchmark
+#   bash bench/gpu/session.sh transact7b  TransAct scoring/slicing time and forward speed-up
+#   bash bench/gpu/session.sh final       build, parity, unit tests, prune7b, service (4 layers)
+#   bash bench/gpu/session.sh service     daemon Barber job through prunectl vs the offline run;
+#                                         the unit tests built against CUDA libtorch
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PRUNERD_TEST_DATA=$PWD/.data PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out}
+source .gpu/env.sh  # the carried Debian libraries, for building and for running what was built
+mkdir -p "$OUT"
+BIN=$PWD/build-gpu/bin
+M7B=/tmp/m7b
+CALIB=$PRUNERD_TEST_DATA/text/wikitext-2/valid.txt
+log() { echo "[$(date +%T)] $*"; }
+
+build() {
+  log "build"
+  bash bench/gpu/build.sh > "$OUT/build.txt" 2>&1
+  echo "build rc=$?" >> "$OUT/build.txt"
+  cp "${OUT}/build.log" /tmp/build.log 2>/dev/null || true
+  grep -E 'error|Error [0-9]' "$OUT/build.log" | head -30
+  tail -2 "$OUT/build.txt"
+}
+
+synth7b() {
+  [[ -f $M7B/config.json ]] && return 0
+  log "synth_model llama2-7b"
+  /usr/bin/time -v "$BIN/synth_model" --preset llama2-7b --dtype float16 \
+    --tokenizer "$PRUNERD_TEST_DATA/tokenizers/llama2/tokenizer.model" --out $M7B \
+    > "$OUT/synth.txt" 2>&1
+  tail -3 "$OUT/synth.txt"
+}
+
+case "${1:-}" in
+reference)
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  build &
+  BUILD=$!
+  log "python reference goldens on cuda"
+  timeout 420 python3 tests/reference/run_all.py --out /tmp/golden --data "$PRUNERD_TEST_DATA" \
+    --device cuda > "$OUT/ref.log" 2>&1
+  echo "ref rc=$?" >> "$OUT/ref.log"
+  tail -12 "$OUT/ref.log"
+  (cd /tmp/golden && tar czf "$OUT/golden_gpu.tgz" .)
+  wait $BUILD
+  synth7b &
+  log "parity on cuda against the fresh goldens"
+  (cd build-gpu && PRUNERD_GOLDEN_DIR=/tmp/golden PRUNERD_TEST_DEVICE=cuda timeout 240 \
+     ctest -L parity -V > "$OUT/parity_cuda.txt" 2>&1)
+  grep -E 'ppl|masks|max \|logit|Passed|Failed|tests passed' "$OUT/parity_cuda.txt" | head -60
+  wait
+  ;;
+prune7b)
+  build
+  synth7b &
+  log "parity on cuda against tests/golden"
+  (cd build-gpu && PRUNERD_TEST_DEVICE=cuda timeout 240 ctest -L parity -V \
+     > "$OUT/parity_cuda.txt" 2>&1)
+  grep -E 'ppl|masks|Passed|Failed|tests passed' "$OUT/parity_cuda.txt" | cut -c1-220 | head -60
+  wait
+  for cfg in wanda/0.5 barber:wanda/0.5 sparsegpt/0.5; do
+    log "prune_bench $cfg"
+    n=${cfg//[:\/]/_}
+    timeout 240 "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
+      --configs "$cfg" --device cuda --dtype float16 --label "h100 7b $cfg" \
+      --json "$OUT/prune7b_$n.json" > "$OUT/prune7b_$n.txt" 2>&1
+    echo "rc=$?" >> "$OUT/prune7b_$n.txt"
+    tail -4 "$OUT/prune7b_$n.txt"
+  done
+  ;;
+transact7b)
+  [[ -x $BIN/transact_bench ]] || build
+  synth7b
+  log "transact_bench"
+  timeout 150 "$BIN/transact_bench" --model $M7B --device cuda --attn-ratio 0.5 --mlp-ratio 0.5 \
+    --json "$OUT/transact7b.json" > "$OUT/transact7b.txt" 2>&1
+  echo "rc=$?" >> "$OUT/transact7b.txt"
+  tail -15 "$OUT/transact7b.txt"
+  ;;
+final)
+  # One cold call: build, parity + unit tests on the CUDA build, the 7B prune benchmark, and
+  # the service-vs-offline Barber comparison on a 4-layer LLaMA-2-7B-shaped model.
+  build
+  synth7b &
+  log "parity on cuda against tests/golden"
+  (cd build-gpu && PRUNERD_TEST_DEVICE=cuda timeout 150 ctest -L parity -V \
+     > "$OUT/parity_cuda.txt" 2>&1)
+  grep -E 'masks|Failed|tests passed' "$OUT/parity_cuda.txt" | cut -c1-200 | head -40
+  log "unit tests (CUDA libtorch build)"
+  (cd build-gpu && timeout 100 ctest -L unit -j12 --timeout 60 > "$OUT/ctest_gpu.txt" 2>&1)
+  tail -6 "$OUT/ctest_gpu.txt"
+  wait
+  for cfg in wanda/0.5 sparsegpt/0.5 barber:wanda/0.5; do
+    log "prune_bench $cfg"
+    n=${cfg//[:\/]/_}
+    timeout 150 "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
+      --configs "$cfg" --device cuda --dtype float16 --label "h100 7b $cfg" \
+      --json "$OUT/prune7b_$n.json" > "$OUT/prune7b_$n.txt" 2>&1
+    echo "rc=$?" >> "$OUT/prune7b_$n.txt"
+    tail -2 "$OUT/prune7b_$n.txt"
+  done
+  log "service vs offline, 4-layer 7B-shaped model"
+  "$BIN/synth_model" --preset llama2-7b --layers 4 --dtype float16 \
+    --tokenizer "$PRUNERD_TEST_DATA/tokenizers/llama2/tokenizer.model" --out /tmp/m7b4 >/dev/null
+  timeout 150 bash bench/gpu/service_vs_offline.sh "$BIN" /tmp/m7b4 "$CALIB" "$OUT"
+  ;;
+service)
+  [[ -x $BIN/prunerd ]] || build
+  synth7b
+  bash bench/gpu/service_vs_offline.sh "$BIN" $M7B "$CALIB" "$OUT"
+  log "unit tests (CUDA libtorch build)"
+  (cd build-gpu && timeout 200 ctest -LE 'parity|e2e' -j8 --timeout 120 > "$OUT/ctest_gpu.txt" 2>&1)
+  tail -25 "$OUT/ctest_gpu.txt"
+  ;;
+*)
+  echo "usage: $0 reference|prune7b|transact7b|service|final" >&2
+  exit 2
+  ;;
+esac
+log "done"
