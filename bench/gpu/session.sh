@@ -5,10 +5,9 @@
 # machine is still warm and rebuild them when it is not.
 #
 #   bash bench/gpu/session.sh reference   build; Python goldens (transformers); parity on cuda
-#   bash bench/gpu/session.sh prune7b     build; parity on cuda against tests/golden; the
-#                                         LLaMA-2-7B-shaped prune benchmark
 #   bash bench/gpu/session.sh transact7b  TransAct scoring/slicing time and forward speed-up
-#   bash bench/gpu/session.sh final       build, parity, unit tests, prune7b, service (4 layers)
+#   bash bench/gpu/session.sh final       build; parity on cuda against tests/golden; unit tests;
+#                                         the 7B prune benchmark; service (4 layers)
 #   bash bench/gpu/session.sh service     daemon Barber job through prunectl vs the offline run;
 #                                         the unit tests built against CUDA libtorch
 set -uo pipefail
@@ -39,6 +38,19 @@ synth7b() {
   tail -3 "$OUT/synth.txt"
 }
 
+# Wanda, SparseGPT and Barber at 50% on the 7B-shaped model, each under a timeout of $1 s.
+prune7b_runs() {
+  for cfg in wanda/0.5 sparsegpt/0.5 barber:wanda/0.5; do
+    log "prune_bench $cfg"
+    n=${cfg//[:\/]/_}
+    timeout "$1" "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
+      --configs "$cfg" --device cuda --dtype float16 --label "h100 7b $cfg" \
+      --json "$OUT/prune7b_$n.json" > "$OUT/prune7b_$n.txt" 2>&1
+    echo "rc=$?" >> "$OUT/prune7b_$n.txt"
+    tail -2 "$OUT/prune7b_$n.txt"
+  done
+}
+
 case "${1:-}" in
 reference)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
@@ -57,24 +69,6 @@ reference)
      ctest -L parity -V > "$OUT/parity_cuda.txt" 2>&1)
   grep -E 'ppl|masks|max \|logit|Passed|Failed|tests passed' "$OUT/parity_cuda.txt" | head -60
   wait
-  ;;
-prune7b)
-  build
-  synth7b &
-  log "parity on cuda against tests/golden"
-  (cd build-gpu && PRUNERD_TEST_DEVICE=cuda timeout 240 ctest -L parity -V \
-     > "$OUT/parity_cuda.txt" 2>&1)
-  grep -E 'ppl|masks|Passed|Failed|tests passed' "$OUT/parity_cuda.txt" | cut -c1-220 | head -60
-  wait
-  for cfg in wanda/0.5 barber:wanda/0.5 sparsegpt/0.5; do
-    log "prune_bench $cfg"
-    n=${cfg//[:\/]/_}
-    timeout 240 "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
-      --configs "$cfg" --device cuda --dtype float16 --label "h100 7b $cfg" \
-      --json "$OUT/prune7b_$n.json" > "$OUT/prune7b_$n.txt" 2>&1
-    echo "rc=$?" >> "$OUT/prune7b_$n.txt"
-    tail -4 "$OUT/prune7b_$n.txt"
-  done
   ;;
 transact7b)
   [[ -x $BIN/transact_bench ]] || build
@@ -98,19 +92,13 @@ final)
   (cd build-gpu && timeout 100 ctest -L unit -j12 --timeout 60 > "$OUT/ctest_gpu.txt" 2>&1)
   tail -6 "$OUT/ctest_gpu.txt"
   wait
-  for cfg in wanda/0.5 sparsegpt/0.5 barber:wanda/0.5; do
-    log "prune_bench $cfg"
-    n=${cfg//[:\/]/_}
-    timeout 150 "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
-      --configs "$cfg" --device cuda --dtype float16 --label "h100 7b $cfg" \
-      --json "$OUT/prune7b_$n.json" > "$OUT/prune7b_$n.txt" 2>&1
-    echo "rc=$?" >> "$OUT/prune7b_$n.txt"
-    tail -2 "$OUT/prune7b_$n.txt"
-  done
+  prune7b_runs 150
   log "service vs offline, 4-layer 7B-shaped model"
   "$BIN/synth_model" --preset llama2-7b --layers 4 --dtype float16 \
     --tokenizer "$PRUNERD_TEST_DATA/tokenizers/llama2/tokenizer.model" --out /tmp/m7b4 >/dev/null
   timeout 150 bash bench/gpu/service_vs_offline.sh "$BIN" /tmp/m7b4 "$CALIB" "$OUT"
+  # At most 8 files come back from a device call: pack them into one.
+  tar czf /tmp/final.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/final.tgz "$OUT/"
   ;;
 service)
   [[ -x $BIN/prunerd ]] || build
@@ -121,7 +109,7 @@ service)
   tail -25 "$OUT/ctest_gpu.txt"
   ;;
 *)
-  echo "usage: $0 reference|prune7b|transact7b|service|final" >&2
+  echo "usage: $0 reference|transact7b|service|final" >&2
   exit 2
   ;;
 esac

@@ -5,6 +5,7 @@
 // Issue thresholds: masks identical for magnitude and Wanda, >= 99% identical for SparseGPT and
 // Barber, perplexity within 0.5%. The perplexity part needs the whole evaluation corpus: it runs
 // with PRUNERD_TEST_DEVICE=cuda (or PRUNERD_PARITY_FULL=1); on the CPU the masks are compared.
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -159,23 +160,21 @@ const ParityCase kCases[] = {
      "2:4 Barber masks 97.5% identical on stories260K", true},
 };
 
+std::string CaseName(const ::testing::TestParamInfo<ParityCase>& info) {
+  std::string n = info.param.golden_config;
+  for (char& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
+}
+
 class StoriesParity : public ::testing::TestWithParam<ParityCase> {};
 TEST_P(StoriesParity, MatchesReference) { RunCase(kStories, GetParam()); }
-INSTANTIATE_TEST_SUITE_P(Prune, StoriesParity, ::testing::ValuesIn(kCases),
-                         [](const auto& info) {
-                           std::string n = info.param.golden_config;
-                           for (char& ch : n) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Prune, StoriesParity, ::testing::ValuesIn(kCases), CaseName);
 
 class ProseParity : public ::testing::TestWithParam<ParityCase> {};
 TEST_P(ProseParity, MatchesReference) { RunCase(kProse, GetParam()); }
-INSTANTIATE_TEST_SUITE_P(Prune, ProseParity, ::testing::ValuesIn(kCases),
-                         [](const auto& info) {
-                           std::string n = info.param.golden_config;
-                           for (char& ch : n) if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Prune, ProseParity, ::testing::ValuesIn(kCases), CaseName);
 
 }  // namespace
 }  // namespace prunerd
