@@ -3,10 +3,12 @@
 #if PRUNERD_WITH_CUDA
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 
+#include <memory>
 #include <mutex>
 #endif
 
@@ -63,6 +65,13 @@ void CudaSynchronize(int index) {
   (void)index;
 }
 
+std::function<void()> CudaFence(int index) {
+  const auto device = static_cast<c10::DeviceIndex>(index);
+  auto event = std::make_shared<at::cuda::CUDAEvent>(cudaEventDisableTiming);
+  event->record(at::cuda::getCurrentCUDAStream(device));
+  return [event] { event->synchronize(); };
+}
+
 #else
 
 int CudaDeviceCount() { return 0; }
@@ -73,6 +82,9 @@ int64_t CudaPeakBytes(int) { return 0; }
 void CudaResetPeak(int) {}
 void CudaEmptyCache() {}
 void CudaSynchronize(int) {}
+std::function<void()> CudaFence(int) {
+  return [] {};
+}
 
 #endif
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace prunerd {
@@ -21,5 +22,9 @@ int64_t CudaPeakBytes(int index);
 void CudaResetPeak(int index);
 void CudaEmptyCache();
 void CudaSynchronize(int index);
+// Marks the work queued so far on the current stream of device `index`; the returned function
+// blocks the calling thread (any thread) until that work has run. Later work is not waited for.
+// Without CUDA the function returns at once.
+std::function<void()> CudaFence(int index);
 
 }  // namespace prunerd

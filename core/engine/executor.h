@@ -4,10 +4,15 @@
 // windows once (the inputs of layer 0, kept on the device in the compute dtype), then for each
 // decoder layer: copy it to the device, let the LayerPruner collect statistics and prune it,
 // recompute the layer's outputs with the pruned weights (they become the next layer's inputs),
-// and write the pruned layer back to the host in the model's dtype. The device holds one layer
+// and write the pruned layer back to the host in the model's dtype (layer_transfer.h: on CUDA
+// the host side runs in the background, overlapping the next layer). The device holds one layer
 // plus two activation buffers [N, T, hidden]; the model stays mmapped / on the host.
 //
-// Progress is reported after every layer; returning false stops the loop with Cancelled
+// A pruner with an InitPass (Barber) takes two passes: its initializer over the whole model,
+// then the method on top of that result; progress then counts 2 × layers steps.
+//
+// Progress is reported after every layer (it must not read model.layers: on CUDA the pruned
+// layers are written back by a background thread); returning false stops the loop with Cancelled
 // within one layer, and the device memory is released.
 //
 // Thread-safety: one call per model at a time.

@@ -10,6 +10,11 @@
 //      inputs, and writes the pruned layer back to the host in the model's dtype.
 // Only q/k/v/o/gate/up/down may change; norms never do.
 //
+// A method that rebuilds on top of another method's complete result (Barber: "the sparse model
+// from the initializer", methods.md §5.2) names that method in InitPass(). The executor then
+// first runs the initializer over the whole model (on its own pruned stream), and hands its
+// pruned layer l to PruneLayer as LayerContext::init_weights.
+//
 // Statistics are accumulated in fp32 whatever the compute dtype. Methods check for
 // cancellation only through the executor (at layer boundaries), so PruneLayer runs to the end.
 //
@@ -47,7 +52,7 @@ struct LayerContext {
   int64_t layer = 0;
   int64_t layers = 0;
   const LlamaConfig* config = nullptr;
-  LayerWeights* weights = nullptr;  // on the device, compute dtype; pruned in place
+  LayerWeights* weights = nullptr;     // on the device, compute dtype; pruned in place
   const at::Tensor* inputs = nullptr;  // [N, T, hidden] this layer's calibration inputs
   const RopeCache* rope = nullptr;
   int64_t batch = 1;  // sequences per forward
@@ -55,6 +60,9 @@ struct LayerContext {
   at::ScalarType dtype = at::kFloat;
   const SparsityPattern* pattern = nullptr;
   StageTimer* timer = nullptr;
+  // Layer l as the InitPass() method pruned it: on the host, in the model's dtype (null when
+  // the pruner has no InitPass).
+  const LayerWeights* init_weights = nullptr;
 
   int64_t num_sequences() const { return inputs->size(0); }
   // Calls fn(x, first) for consecutive batches x = inputs[first : first + b].
@@ -68,6 +76,8 @@ class LayerPruner {
  public:
   virtual ~LayerPruner() = default;
   virtual absl::Status PruneLayer(LayerContext& ctx) = 0;
+  // The method whose whole-model result this one starts from (see above); null for none.
+  virtual LayerPruner* InitPass() { return nullptr; }
   // Method-specific figures for the job report (merged under "method_details").
   virtual nlohmann::json Report() const { return nlohmann::json::object(); }
 };

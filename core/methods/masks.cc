@@ -13,8 +13,7 @@ at::Tensor LowestPerRow(const at::Tensor& scores, int64_t count) {
 at::Tensor LowestPerMatrix(const at::Tensor& scores, int64_t count) {
   at::Tensor flat_mask = at::zeros({scores.numel()}, scores.options().dtype(at::kBool));
   if (count > 0) {
-    at::Tensor idx =
-        std::get<1>(at::sort(scores.reshape({-1}), /*stable=*/true, /*dim=*/0, false));
+    at::Tensor idx = std::get<1>(at::sort(scores.reshape({-1}), /*stable=*/true, /*dim=*/0, false));
     flat_mask.index_fill_(0, idx.narrow(0, 0, count), true);
   }
   return flat_mask.view(scores.sizes());
@@ -30,7 +29,5 @@ at::Tensor NMMask(const at::Tensor& scores, int64_t n, int64_t m) {
 }
 
 void ApplyMask(at::Tensor& w, const at::Tensor& mask) { w.masked_fill_(mask, 0); }
-
-int64_t CountZeros(const at::Tensor& w) { return (w == 0).sum().item<int64_t>(); }
 
 }  // namespace prunerd

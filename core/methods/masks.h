@@ -31,7 +31,5 @@ at::Tensor LowestPerMatrix(const at::Tensor& scores, int64_t count);
 at::Tensor NMMask(const at::Tensor& scores, int64_t n, int64_t m);
 // Sets w[mask] = 0 in place.
 void ApplyMask(at::Tensor& w, const at::Tensor& mask);
-// Number of exact zeros.
-int64_t CountZeros(const at::Tensor& w);
 
 }  // namespace prunerd
