@@ -223,20 +223,24 @@ class BarberPruner : public LayerPruner {
 
   absl::Status PruneLayer(LayerContext& ctx) override {
     const SparsityPattern& pattern = *ctx.pattern;
-    if (!pattern.is_nm() && pattern.ratio <= 0.0) return init_->PruneLayer(ctx);
+    if (!pattern.is_nm() && pattern.ratio <= 0.0) return absl::OkStatus();  // nothing pruned
     if (pattern.is_nm() && 2 * pattern.n > pattern.m) {
       return absl::InvalidArgumentError(absl::StrCat(
           "barber: N:M needs N <= M/2 (each group must hold as many kept weights as pruned), got ",
           PatternName(pattern)));
     }
-    LayerWeights dense;
-    {
-      at::NoGradGuard no_grad;
-      dense.input_norm = ctx.weights->input_norm;
-      dense.post_norm = ctx.weights->post_norm;
-      for (Proj p : kAllProjs) dense[p] = (*ctx.weights)[p].clone();
+    if (ctx.init_weights == nullptr) {
+      return absl::FailedPreconditionError(
+          "barber: the initializer's pass over the model is missing (run through the executor)");
     }
-    RETURN_IF_ERROR(init_->PruneLayer(ctx));
+    // ctx.weights holds the dense layer; it becomes the initializer's sparse layer, and `dense`
+    // keeps the dense tensors.
+    const LayerWeights dense = *ctx.weights;
+    ctx.timer->Time("load", [&] {
+      for (Proj p : kAllProjs) {
+        (*ctx.weights)[p] = (*ctx.init_weights)[p].to(ctx.device, ctx.dtype, false, /*copy=*/true);
+      }
+    });
     tuning_ = fixed_tuning_ ? *fixed_tuning_ : BarberTuningFor(options_, ctx.dtype);
     BarberLayer layer(ctx, dense, options_, tuning_);
     absl::Status status;
@@ -249,6 +253,8 @@ class BarberPruner : public LayerPruner {
     layers_.push_back({layer.attention(), layer.mlp()});
     return absl::OkStatus();
   }
+
+  LayerPruner* InitPass() override { return init_.get(); }
 
   json Report() const override {
     RebuildCounts total;

@@ -1,8 +1,11 @@
 // File: barber.h  (internal to core/: includes ATen)
 //
 // LLM-Barber (Su et al. 2024; methods.md §5, §8 items 1–5): a mask rebuild on top of an
-// initial pruner (magnitude, wanda or sparsegpt). Per decoder layer:
-//   0. keep a copy of the dense layer, run the init pruner on the layer;
+// initial pruner (magnitude, wanda or sparsegpt). As the reference code, Barber starts from
+// the initializer's complete sparse model: the executor first runs the init pruner over the
+// whole model (InitPass; its own pruned stream feeds its next layer), then, per decoder layer
+// on Barber's stream (the outputs of the rebuilt layers):
+//   0. the dense layer and the initializer's sparse layer l side by side on the device;
 //   1. attention block (q, k, v, o): on the sparse stream, the block input (the normed layer
 //      input) and the sparse block output; the dense block (fp32 by default) on the same
 //      input; per-sequence squared-error loss, per-sequence gradients w.r.t. the dense
