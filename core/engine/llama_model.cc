@@ -23,8 +23,8 @@ LayerWeights LayerWeights::To(const at::Device& device, at::ScalarType dtype) co
 }
 
 int64_t LayerWeights::Bytes() const {
-  int64_t b = input_norm.numel() * input_norm.element_size() +
-              post_norm.numel() * post_norm.element_size();
+  int64_t b =
+      input_norm.numel() * input_norm.element_size() + post_norm.numel() * post_norm.element_size();
   for (const at::Tensor& t : proj) b += t.numel() * t.element_size();
   return b;
 }
@@ -76,31 +76,38 @@ at::Tensor RopeInvFreq(const LlamaConfig& c) {
 
 RopeCache MakeRope(const LlamaConfig& config, int64_t seqlen, const at::Device& device,
                    at::ScalarType dtype) {
-  at::Tensor inv_freq = RopeInvFreq(config);                       // [d/2]
-  at::Tensor pos = at::arange(seqlen, at::kLong).to(at::kFloat);   // [T]
-  at::Tensor freqs = at::outer(pos, inv_freq);                     // [T, d/2]
-  at::Tensor emb = at::cat({freqs, freqs}, -1);                    // [T, d]
+  at::Tensor inv_freq = RopeInvFreq(config);                      // [d/2]
+  at::Tensor pos = at::arange(seqlen, at::kLong).to(at::kFloat);  // [T]
+  at::Tensor freqs = at::outer(pos, inv_freq);                    // [T, d/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);                   // [T, d]
   return RopeCache{emb.cos().to(device, dtype), emb.sin().to(device, dtype)};
 }
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+  // Hugging Face's arithmetic (x in fp32 times rsqrt(mean x² + eps), rounded to x's dtype, then
+  // times the weight) in three passes over x instead of seven: the mean square is reduced in
+  // fp32 straight from x, and mul_out computes in fp32 but writes x's dtype.
+  const double n = static_cast<double>(x.size(-1));
+  at::Tensor scale = at::rsqrt(
+      at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true, at::kFloat).square_().div_(n).add_(eps));
+  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+  at::mul_out(y, x, scale);
+  return y.mul_(weight);
 }
 
 namespace {
 
-at::Tensor RotateHalf(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
+// x·cos + rotate_half(x)·sin, rotate_half(x) = [-x₂, x₁], without materialising the rotation:
+// out = x·cos, then out₁ -= x₂·sin₁ and out₂ += x₁·sin₂ in place.
 at::Tensor ApplyRope(const at::Tensor& x, const RopeCache& rope) {
-  const int64_t t = x.size(2);
+  const int64_t t = x.size(2), half = x.size(-1) / 2;
   at::Tensor cos = rope.cos.narrow(0, 0, t);
   at::Tensor sin = rope.sin.narrow(0, 0, t);
-  return x * cos + RotateHalf(x) * sin;
+  at::Tensor out = x * cos;
+  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  out.narrow(-1, 0, half).addcmul_(x2, sin.narrow(-1, 0, half), /*value=*/-1);
+  out.narrow(-1, half, half).addcmul_(x1, sin.narrow(-1, half, half));
+  return out;
 }
 
 // softmax(q kᵀ / √d + causal) v; q [B, H, T, d], k/v [B, KV, T, d].
@@ -118,8 +125,8 @@ at::Tensor CausalAttention(const at::Tensor& q, const at::Tensor& k, const at::T
   const int64_t t = q.size(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
   at::Tensor scores = at::matmul(q, kk.transpose(2, 3)) * scale;
-  at::Tensor mask = at::ones({t, t}, at::TensorOptions().dtype(at::kBool).device(q.device()))
-                        .triu(1);
+  at::Tensor mask =
+      at::ones({t, t}, at::TensorOptions().dtype(at::kBool).device(q.device())).triu(1);
   scores = scores.to(at::kFloat).masked_fill(mask, -std::numeric_limits<float>::infinity());
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
   return at::matmul(probs, vv);
