@@ -7,9 +7,9 @@
 #   bash bench/gpu/session.sh reference   build; Python goldens (transformers); parity on cuda
 #   bash bench/gpu/session.sh transact7b  TransAct scoring/slicing time and forward speed-up
 #   bash bench/gpu/session.sh final       build; parity on cuda against tests/golden; unit tests;
-#                                         the 7B prune benchmark; service (4 layers)
-#   bash bench/gpu/session.sh service     daemon Barber job through prunectl vs the offline run;
-#                                         the unit tests built against CUDA libtorch
+#                                         the 7B prune benchmark (Wanda, SparseGPT, Barber)
+#   bash bench/gpu/session.sh service     the daemon's Barber job on the 7B-shaped model through
+#                                         prunectl against the same job run offline
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PRUNERD_TEST_DATA=$PWD/.data PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out}
@@ -80,8 +80,7 @@ transact7b)
   tail -15 "$OUT/transact7b.txt"
   ;;
 final)
-  # One cold call: build, parity + unit tests on the CUDA build, the 7B prune benchmark, and
-  # the service-vs-offline Barber comparison on a 4-layer LLaMA-2-7B-shaped model.
+  # One cold call: build, parity + unit tests on the CUDA build, the 7B prune benchmark.
   build
   synth7b &
   log "parity on cuda against tests/golden"
@@ -91,12 +90,12 @@ final)
   log "unit tests (CUDA libtorch build)"
   (cd build-gpu && timeout 100 ctest -L unit -j12 --timeout 60 > "$OUT/ctest_gpu.txt" 2>&1)
   tail -6 "$OUT/ctest_gpu.txt"
+  log "layer transfer through pinned staging on cuda"
+  PRUNERD_TEST_DEVICE=cuda timeout 60 build-gpu/tests/engine_test --gtest_filter='LayerTransfer*' \
+    > "$OUT/layer_transfer_cuda.txt" 2>&1
+  tail -3 "$OUT/layer_transfer_cuda.txt"
   wait
   prune7b_runs 150
-  log "service vs offline, 4-layer 7B-shaped model"
-  "$BIN/synth_model" --preset llama2-7b --layers 4 --dtype float16 \
-    --tokenizer "$PRUNERD_TEST_DATA/tokenizers/llama2/tokenizer.model" --out /tmp/m7b4 >/dev/null
-  timeout 150 bash bench/gpu/service_vs_offline.sh "$BIN" /tmp/m7b4 "$CALIB" "$OUT"
   # At most 8 files come back from a device call: pack them into one.
   tar czf /tmp/final.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/final.tgz "$OUT/"
   ;;
@@ -104,9 +103,7 @@ service)
   [[ -x $BIN/prunerd ]] || build
   synth7b
   bash bench/gpu/service_vs_offline.sh "$BIN" $M7B "$CALIB" "$OUT"
-  log "unit tests (CUDA libtorch build)"
-  (cd build-gpu && timeout 200 ctest -LE 'parity|e2e' -j8 --timeout 120 > "$OUT/ctest_gpu.txt" 2>&1)
-  tail -25 "$OUT/ctest_gpu.txt"
+  tar czf /tmp/service.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/service.tgz "$OUT/"
   ;;
 *)
   echo "usage: $0 reference|transact7b|service|final" >&2
