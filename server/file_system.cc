@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "core/io/remove_tree.h"
 
 namespace prunerd {
 namespace {
@@ -92,12 +93,7 @@ class PosixFileSystem : public FileSystem {
     return absl::OkStatus();
   }
 
-  absl::Status RemoveAll(const std::string& path) override {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-    if (ec && ec.value() != ENOENT) return ErrnoError("remove", path, ec.value());
-    return absl::OkStatus();
-  }
+  absl::Status RemoveAll(const std::string& path) override { return RemoveTree(path); }
 
   bool Exists(const std::string& path) override {
     struct stat st;

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/io/remove_tree.h"
+
 namespace prunerd::testing {
 
 class TempDir {
@@ -30,8 +32,7 @@ class TempDir {
     path_ = ::mkdtemp(buf.data()) != nullptr ? buf.data() : "";
   }
   ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+    if (!path_.empty()) (void)RemoveTree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -20,6 +20,7 @@
 #include "core/engine/llama_model.h"
 #include "core/engine/model_loader.h"
 #include "core/engine/perplexity.h"
+#include "core/io/remove_tree.h"
 #include "core/methods/barber.h"
 #include "core/methods/barber_gradients.h"
 #include "core/methods/magnitude_wanda.h"
@@ -191,7 +192,7 @@ TEST(EndToEnd, RatioZeroIsABitwiseNoOpForEveryMethod) {
             << "layer " << l << " " << ProjName(p);
       }
     }
-    std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+    (void)RemoveTree(std::filesystem::path(out).parent_path());
   }
 }
 
@@ -230,7 +231,7 @@ TEST(EndToEnd, MagnitudeAndWandaCountsValuesAndScope) {
     EXPECT_DOUBLE_EQ(r->sparsity, double(zeros) / double(total));
     const json report = json::parse(r->report_json);
     EXPECT_EQ(report["sparsity"]["zeros"].get<int64_t>(), zeros);
-    std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+    (void)RemoveTree(std::filesystem::path(out).parent_path());
   }
 }
 
@@ -254,7 +255,7 @@ TEST(EndToEnd, FourToEightIsRejectedOnStories260K) {
   for (const LayerWeights& l : pruned.layers) {
     for (Proj p : kAllProjs) EXPECT_TRUE(ExactNM(l[p], 2, 4)) << ProjName(p);
   }
-  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+  (void)RemoveTree(std::filesystem::path(out).parent_path());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 #include "core/api/engine.h"
 #include "core/engine/model_export.h"
 #include "core/engine/torch_util.h"
+#include "core/io/remove_tree.h"
 #include "core/model/checkpoint.h"
 #include "core/model/hf_writer.h"
 #include "core/testing/test_data.h"
@@ -213,7 +214,7 @@ std::string Prose() { return TestDataPath("models/prose16M"); }
 
 std::string FreshDir(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "/transact_" + name;
-  std::filesystem::remove_all(dir);
+  (void)RemoveTree(dir);
   return dir;
 }
 

@@ -16,6 +16,7 @@
 #include "core/io/atomic_file.h"
 #include "core/io/errno_status.h"
 #include "core/io/mmap_file.h"
+#include "core/io/remove_tree.h"
 #include "core/io/safetensors.h"
 #include "core/model/checkpoint.h"
 #include "nlohmann/json.hpp"
@@ -250,8 +251,7 @@ HfModelWriter::HfModelWriter(std::string dir, LlamaConfig config, std::string ba
 
 HfModelWriter::~HfModelWriter() {
   if (!impl_->temp_dir.empty()) {
-    std::error_code ec;
-    fs::remove_all(impl_->temp_dir, ec);
+    (void)RemoveTree(impl_->temp_dir);
   }
 }
 

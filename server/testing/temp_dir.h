@@ -15,6 +15,8 @@
 #include <string>
 #include <system_error>
 
+#include "core/io/remove_tree.h"
+
 namespace prunerd {
 
 class TempDir {
@@ -26,8 +28,7 @@ class TempDir {
     path_ = p ? std::string(p) : std::string();
   }
   ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+    if (!path_.empty()) (void)RemoveTree(path_);
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -1,5 +1,14 @@
 #include "tests/parity/golden.h"
 
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +16,48 @@
 #include "core/io/mmap_file.h"
 #include "core/io/safetensors.h"
 #include "core/testing/test_data.h"
+
+namespace {
+// The parity runs happen on the GPU host, far from a debugger: a crash prints where it was
+// (the faulting instruction's library and symbol, and the thread) and its stack.
+void OnCrash(int sig, siginfo_t* info, void* context) {
+  const auto* uc = static_cast<const ucontext_t*>(context);
+  void* pc = reinterpret_cast<void*>(uc->uc_mcontext.gregs[REG_RIP]);
+  Dl_info dl{};
+  dladdr(pc, &dl);
+  char buf[512];
+  const int len = std::snprintf(
+      buf, sizeof(buf), "\n*** signal %d at pc %p (%s: %s + %#lx), address %p, thread %ld of %d\n",
+      sig, pc, dl.dli_fname ? dl.dli_fname : "?", dl.dli_sname ? dl.dli_sname : "?",
+      static_cast<unsigned long>(static_cast<char*>(pc) - static_cast<char*>(dl.dli_fbase)),
+      info->si_addr, static_cast<long>(syscall(SYS_gettid)), static_cast<int>(getpid()));
+  (void)!write(2, buf, static_cast<size_t>(std::max(0, len)));
+  // A call through a null pointer leaves the caller's return address on top of the stack.
+  void** sp = reinterpret_cast<void**>(uc->uc_mcontext.gregs[REG_RSP]);
+  for (int i = 0; i < 4; ++i) {
+    Dl_info r{};
+    dladdr(sp[i], &r);
+    const int n = std::snprintf(
+        buf, sizeof(buf), "  stack[%d] %p (%s: %s + %#lx)\n", i, sp[i],
+        r.dli_fname ? r.dli_fname : "?", r.dli_sname ? r.dli_sname : "?",
+        static_cast<unsigned long>(static_cast<char*>(sp[i]) - static_cast<char*>(r.dli_fbase)));
+    (void)!write(2, buf, static_cast<size_t>(std::max(0, n)));
+  }
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+[[maybe_unused]] const bool kCrashHandler = [] {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnCrash;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGSEGV, &sa, nullptr);
+  sigaction(SIGABRT, &sa, nullptr);
+  sigaction(SIGBUS, &sa, nullptr);
+  return true;
+}();
+}  // namespace
 
 namespace prunerd {
 

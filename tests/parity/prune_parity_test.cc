@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "core/api/engine.h"
+#include "core/io/remove_tree.h"
 #include "core/model/checkpoint.h"
 #include "core/testing/test_data.h"
 #include "gtest/gtest.h"
@@ -94,7 +95,7 @@ void RunCase(const ModelSetup& m, const ParityCase& c) {
   spec.eval_dense = false;
   spec.eval_calibration = false;
   const std::string out = ::testing::TempDir() + "/parity_" + m.name + "_" + c.golden_config;
-  std::filesystem::remove_all(out);
+  (void)RemoveTree(out);
   spec.output_dir = out;
   auto r = RunPruneJob(spec, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -134,7 +135,7 @@ void RunCase(const ModelSetup& m, const ParityCase& c) {
   if (full && (c.open_divergence == nullptr || strict)) {
     EXPECT_LE(rel, 5e-3);
   }
-  std::filesystem::remove_all(out);
+  (void)RemoveTree(out);
 }
 
 const ModelSetup kStories{"stories260K", "models/stories260K/stories260K.bin", "wiki_test_T256",
