@@ -65,6 +65,18 @@ void CudaSynchronize(int index) {
   (void)index;
 }
 
+void* CudaAllocHost(int64_t bytes) {
+  void* ptr = nullptr;
+  if (cudaHostAlloc(&ptr, static_cast<size_t>(bytes), cudaHostAllocDefault) != cudaSuccess) {
+    return nullptr;
+  }
+  return ptr;
+}
+
+void CudaFreeHost(void* ptr) {
+  if (ptr != nullptr) cudaFreeHost(ptr);
+}
+
 std::function<void()> CudaFence(int index) {
   const auto device = static_cast<c10::DeviceIndex>(index);
   auto event = std::make_shared<at::cuda::CUDAEvent>(cudaEventDisableTiming);
@@ -82,6 +94,8 @@ int64_t CudaPeakBytes(int) { return 0; }
 void CudaResetPeak(int) {}
 void CudaEmptyCache() {}
 void CudaSynchronize(int) {}
+void* CudaAllocHost(int64_t) { return nullptr; }
+void CudaFreeHost(void*) {}
 std::function<void()> CudaFence(int) {
   return [] {};
 }

@@ -22,6 +22,10 @@ int64_t CudaPeakBytes(int index);
 void CudaResetPeak(int index);
 void CudaEmptyCache();
 void CudaSynchronize(int index);
+// Page-locked host memory straight from the CUDA runtime (not libtorch's caching host
+// allocator, whose cached blocks outlive the job), or null. Free with CudaFreeHost.
+void* CudaAllocHost(int64_t bytes);
+void CudaFreeHost(void* ptr);
 // Marks the work queued so far on the current stream of device `index`; the returned function
 // blocks the calling thread (any thread) until that work has run. Later work is not waited for.
 // Without CUDA the function returns at once.

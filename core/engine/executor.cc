@@ -31,12 +31,7 @@ absl::StatusOr<ExecutorResult> RunPass(LlamaModel& model, const at::Tensor& toke
   at::Tensor inps, outs;
   {
     c10::InferenceMode inference;
-    inps =
-        at::empty({n, t, c.hidden_size}, at::TensorOptions().dtype(opts.dtype).device(opts.device));
-    for (int64_t b0 = 0; b0 < n; b0 += batch) {
-      const int64_t bs = std::min(batch, n - b0);
-      inps.narrow(0, b0, bs).copy_(Embed(model, tokens.narrow(0, b0, bs), opts.device, opts.dtype));
-    }
+    inps = Embed(model, tokens, opts.device, opts.dtype);
     outs = at::empty_like(inps);
   }
   const RopeCache rope = MakeRope(c, t, opts.device, opts.dtype);

@@ -6,6 +6,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -100,12 +101,19 @@ LayerTransfer::LayerTransfer(LlamaModel& model, const at::Device& device, at::Sc
     }
     max_bytes = std::max(max_bytes, Offsets(l).back());
   }
-  auto pinned = at::TensorOptions().dtype(at::kByte).pinned_memory(true);
-  for (Slot* s : {&load_slots_[0], &load_slots_[1], &store_slots_[0], &store_slots_[1]}) {
-    s->bytes = at::empty({max_bytes}, pinned);
-  }
   worker_ = std::make_unique<Worker>();
   staged_ = true;
+  allocated_ = worker_->Post([this, max_bytes] {
+    for (Slot* s : {&load_slot_, &store_slot_}) {
+      void* p = CudaAllocHost(max_bytes);
+      if (p == nullptr) {
+        throw std::runtime_error(absl::StrCat("cannot pin ", max_bytes, " bytes of host memory"));
+      }
+      s->bytes = at::from_blob(
+          p, {max_bytes}, [](void* q) { CudaFreeHost(q); }, at::TensorOptions().dtype(at::kByte));
+    }
+  });
+  pending_.push_back(allocated_);
 }
 
 LayerTransfer::~LayerTransfer() {
@@ -120,17 +128,17 @@ std::array<int64_t, 8> LayerTransfer::Offsets(const LayerWeights& host) const {
 }
 
 void LayerTransfer::Prefetch(int64_t layer) {
-  Slot& slot = load_slots_[static_cast<size_t>(layer % 2)];
+  Slot& slot = load_slot_;
   slot.layer = layer;
   std::function<void()> free = slot.device_done ? slot.device_done : [] {};
   const LayerWeights& host = model_.layers[static_cast<size_t>(layer)];
   const std::array<int64_t, 8> off = Offsets(host);
-  at::Tensor bytes = slot.bytes;
-  slot.host_done = worker_->Post([free, &host, off, bytes] {
+  // Tasks run in order: this one runs after the allocation, so slot.bytes exists.
+  slot.host_done = worker_->Post([free, &host, off, &slot] {
     free();  // the previous load from this buffer has reached the device
+    char* dst = static_cast<char*>(slot.bytes.data_ptr());
     for (size_t i = 0; i < host.proj.size(); ++i) {
-      ParallelCopy(static_cast<char*>(bytes.data_ptr()) + off[i], host.proj[i].data_ptr(),
-                   NumBytes(host.proj[i]));
+      ParallelCopy(dst + off[i], host.proj[i].data_ptr(), NumBytes(host.proj[i]));
     }
   });
   pending_.push_back(slot.host_done);
@@ -139,8 +147,9 @@ void LayerTransfer::Prefetch(int64_t layer) {
 LayerWeights LayerTransfer::Load(int64_t layer) {
   const LayerWeights& host = model_.layers[static_cast<size_t>(layer)];
   if (!staged_) return host.To(device_, dtype_);
-  Slot& slot = load_slots_[static_cast<size_t>(layer % 2)];
+  Slot& slot = load_slot_;
   if (slot.layer != layer) Prefetch(layer);
+  allocated_.get();      // rethrows a failure to pin the buffers
   slot.host_done.get();  // rethrows a failure of the copy
   LayerWeights out;
   auto small = [&](const at::Tensor& t) { return t.to(device_, dtype_, false, /*copy=*/true); };
@@ -170,8 +179,9 @@ void LayerTransfer::Store(int64_t layer, const LayerWeights& device_weights) {
     host = std::move(stored);
     return;
   }
-  Slot& slot = store_slots_[static_cast<size_t>(layer % 2)];
-  if (slot.host_done.valid()) slot.host_done.get();  // the store two layers back has drained
+  Slot& slot = store_slot_;
+  allocated_.get();
+  if (slot.host_done.valid()) slot.host_done.get();  // the previous store has drained
   const std::array<int64_t, 8> off = Offsets(host);
   for (size_t i = 0; i < host.proj.size(); ++i) {
     at::Tensor src = device_weights.proj[i].to(host.proj[i].scalar_type()).contiguous();

@@ -12,7 +12,8 @@
 // Use, per layer l in order: w = Load(l); ...prune w...; Store(l, w). Finish() waits for every
 // queued store and reports a failure of the background work; the destructor waits too.
 //
-// Memory: 4 pinned buffers of one layer's projections (2 for loads, 2 for stores).
+// Memory: 2 pinned buffers of one layer's projections (one for loads, one for stores), taken
+// from the CUDA runtime by the background thread while the device starts on layer 0.
 //
 // Thread-safety: one thread drives it. The background thread reads model.layers[l] of the
 // layers being loaded and replaces model.layers[l] of the layers stored; the driving thread
@@ -66,8 +67,9 @@ class LayerTransfer {
   at::Device device_;
   at::ScalarType dtype_;
   bool staged_ = false;  // CUDA: through pinned buffers; otherwise plain copies
-  std::array<Slot, 2> load_slots_;
-  std::array<Slot, 2> store_slots_;
+  Slot load_slot_;
+  Slot store_slot_;
+  std::shared_future<void> allocated_;  // both slots' buffers exist
   std::vector<std::shared_future<void>> pending_;
   std::unique_ptr<Worker> worker_;
 };

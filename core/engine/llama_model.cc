@@ -86,10 +86,12 @@ RopeCache MakeRope(const LlamaConfig& config, int64_t seqlen, const at::Device& 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   // Hugging Face's arithmetic (x in fp32 times rsqrt(mean x² + eps), rounded to x's dtype, then
   // times the weight) in three passes over x instead of seven: the mean square is reduced in
-  // fp32 straight from x, and mul_out computes in fp32 but writes x's dtype.
+  // fp32 (fp64 for fp64 x) straight from x, and mul_out computes in that width but writes x's
+  // dtype.
   const double n = static_cast<double>(x.size(-1));
+  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor scale = at::rsqrt(
-      at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true, at::kFloat).square_().div_(n).add_(eps));
+      at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true, acc).square_().div_(n).add_(eps));
   at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
   at::mul_out(y, x, scale);
   return y.mul_(weight);
@@ -169,8 +171,9 @@ at::Tensor DecoderLayer(const LayerWeights& w, const at::Tensor& x, const RopeCa
 
 at::Tensor Embed(const LlamaModel& model, const at::Tensor& tokens, const at::Device& device,
                  at::ScalarType dtype) {
-  at::Tensor rows = at::index_select(model.embed, 0, tokens.reshape({-1}).to(at::kCPU));
-  return rows.to(device, dtype).view({tokens.size(0), tokens.size(1), model.embed.size(1)});
+  const at::Tensor table = model.embed.to(device, dtype);
+  at::Tensor rows = at::index_select(table, 0, tokens.reshape({-1}).to(device));
+  return rows.view({tokens.size(0), tokens.size(1), model.embed.size(1)});
 }
 
 }  // namespace prunerd

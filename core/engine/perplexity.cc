@@ -41,18 +41,6 @@ absl::Status RunLayers(const LlamaModel& model, at::Tensor& hidden, const Forwar
   return absl::OkStatus();
 }
 
-at::Tensor EmbedAll(const LlamaModel& model, const at::Tensor& tokens, const ForwardOptions& opts,
-                    int64_t batch) {
-  const int64_t n = tokens.size(0), t = tokens.size(1);
-  at::Tensor hidden = at::empty({n, t, model.config.hidden_size},
-                                at::TensorOptions().dtype(opts.dtype).device(opts.device));
-  for (int64_t b0 = 0; b0 < n; b0 += batch) {
-    const int64_t bs = std::min(batch, n - b0);
-    hidden.narrow(0, b0, bs).copy_(Embed(model, tokens.narrow(0, b0, bs), opts.device, opts.dtype));
-  }
-  return hidden;
-}
-
 }  // namespace
 
 absl::StatusOr<std::vector<double>> WindowNll(const LlamaModel& model, const at::Tensor& tokens,
@@ -61,7 +49,7 @@ absl::StatusOr<std::vector<double>> WindowNll(const LlamaModel& model, const at:
   c10::InferenceMode inference;
   const int64_t n = tokens.size(0), t = tokens.size(1);
   const int64_t batch = AutoBatch(opts.batch_size, t, opts.device);
-  at::Tensor hidden = EmbedAll(model, tokens, opts, batch);
+  at::Tensor hidden = Embed(model, tokens, opts.device, opts.dtype);
   if (absl::Status s = RunLayers(model, hidden, opts, batch, progress); !s.ok()) return s;
 
   at::Tensor norm = model.final_norm.to(opts.device, opts.dtype);
@@ -92,15 +80,15 @@ absl::StatusOr<std::vector<double>> WindowNll(const LlamaModel& model, const at:
 at::Tensor Logits(const LlamaModel& model, const at::Tensor& tokens, const ForwardOptions& opts) {
   c10::InferenceMode inference;
   const int64_t batch = AutoBatch(opts.batch_size, tokens.size(1), opts.device);
-  at::Tensor hidden = EmbedAll(model, tokens, opts, batch);
+  at::Tensor hidden = Embed(model, tokens, opts.device, opts.dtype);
   (void)RunLayers(model, hidden, opts, batch, nullptr);
-  at::Tensor h = RmsNorm(hidden, model.final_norm.to(opts.device, opts.dtype),
-                         model.config.rms_norm_eps);
+  at::Tensor h =
+      RmsNorm(hidden, model.final_norm.to(opts.device, opts.dtype), model.config.rms_norm_eps);
   return at::linear(h, model.lm_head.to(opts.device, opts.dtype)).to(at::kFloat).cpu();
 }
 
-std::vector<int64_t> GreedyDecode(const LlamaModel& model, std::vector<int64_t> ids,
-                                  int64_t steps, const ForwardOptions& opts) {
+std::vector<int64_t> GreedyDecode(const LlamaModel& model, std::vector<int64_t> ids, int64_t steps,
+                                  const ForwardOptions& opts) {
   for (int64_t s = 0; s < steps; ++s) {
     at::Tensor tokens = at::tensor(ids, at::kLong).view({1, -1});
     at::Tensor logits = Logits(model, tokens, opts);

@@ -51,14 +51,7 @@ absl::Status StreamLayers(const LlamaModel& model, const at::Tensor& tokens,
   const int64_t n = tokens.size(0), t = tokens.size(1);
   const int64_t batch = AutoBatch(fwd.batch_size, t, fwd.device);
   at::Tensor hidden;
-  timer.Time("embed", [&] {
-    hidden =
-        at::empty({n, t, c.hidden_size}, at::TensorOptions().dtype(fwd.dtype).device(fwd.device));
-    for (int64_t b0 = 0; b0 < n; b0 += batch) {
-      const int64_t bs = std::min(batch, n - b0);
-      hidden.narrow(0, b0, bs).copy_(Embed(model, tokens.narrow(0, b0, bs), fwd.device, fwd.dtype));
-    }
-  });
+  timer.Time("embed", [&] { hidden = Embed(model, tokens, fwd.device, fwd.dtype); });
   const RopeCache rope = MakeRope(c, t, fwd.device, fwd.dtype);
   const at::TensorOptions f32 = at::TensorOptions().dtype(at::kFloat).device(fwd.device);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
