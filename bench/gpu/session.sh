@@ -10,6 +10,9 @@
 #                                         the 7B prune benchmark (Wanda, SparseGPT, Barber)
 #   bash bench/gpu/session.sh service     the daemon's Barber job on the 7B-shaped model through
 #                                         prunectl against the same job run offline
+#   bash bench/gpu/session.sh quality     the README's quality table: every method and pattern on
+#                                         prose16M and stories260K, fp32, the reference's
+#                                         calibration tokens, WikiText-2 test
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PRUNERD_TEST_DATA=$PWD/.data PYTHONUNBUFFERED=1 OUT=${OUT:-/tmp/out}
@@ -105,8 +108,29 @@ service)
   bash bench/gpu/service_vs_offline.sh "$BIN" $M7B "$CALIB" "$OUT"
   tar czf /tmp/service.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/service.tgz "$OUT/"
   ;;
+quality)
+  [[ -x $BIN/prune_bench ]] || build
+  M=magnitude W=wanda S=sparsegpt B1=barber:wanda@0.01 B2=barber:wanda@0.1
+  all() { local out=""; for p in "$@"; do for m in $M $W $S $B1 $B2; do out+="$m/$p,"; done; done
+          echo "${out%,}"; }
+  quality() {  # model calib n T eval-T patterns...
+    local name=$1 model=$2 calib=$3 n=$4 t=$5; shift 5
+    log "quality $name"
+    timeout 250 "$BIN/prune_bench" --model "$model" --calib "$calib" --nsamples "$n" --seqlen "$t" \
+      --eval "$PRUNERD_TEST_DATA/text/wikitext-2-raw/wiki.test.raw" --eval-seqlen "$t" \
+      --device cuda --dtype float32 --configs "$(all "$@")" --label "h100 quality $name" \
+      --json "$OUT/quality_$name.json" > "$OUT/quality_$name.txt" 2>&1
+    echo "rc=$?" >> "$OUT/quality_$name.txt"
+    cat "$OUT/quality_$name.txt"
+  }
+  quality prose16M "$PRUNERD_TEST_DATA/models/prose16M" tests/golden/calib_prose16M_64x512.safetensors \
+    64 512 0.5 2:4 4:8
+  # stories260K: 4:8 is impossible (MLP width 172 is not a multiple of 8).
+  quality stories260K "$PRUNERD_TEST_DATA/models/stories260K/stories260K.bin" \
+    tests/golden/calib_stories260K_32x256.safetensors 32 256 0.5 2:4
+  ;;
 *)
-  echo "usage: $0 reference|transact7b|service|final" >&2
+  echo "usage: $0 reference|transact7b|service|final|quality" >&2
   exit 2
   ;;
 esac
