@@ -10,6 +10,8 @@
 #                                         the 7B prune benchmark (Wanda, SparseGPT, Barber)
 #   bash bench/gpu/session.sh service     the daemon's Barber job on the 7B-shaped model through
 #                                         prunectl against the same job run offline
+#   bash bench/gpu/session.sh transformers  pruned prose16M models (Wanda 50%, Barber 2:4) loaded
+#                                         by transformers: perplexity and sparsity vs the engine's
 #   bash bench/gpu/session.sh quality     the README's quality table: every method and pattern on
 #                                         prose16M and stories260K, fp32, the reference's
 #                                         calibration tokens, WikiText-2 test
@@ -108,6 +110,27 @@ service)
   bash bench/gpu/service_vs_offline.sh "$BIN" $M7B "$CALIB" "$OUT"
   tar czf /tmp/service.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/service.tgz "$OUT/"
   ;;
+transformers)
+  [[ -x $BIN/prunerd ]] || build
+  TOK=tests/golden/calib_prose16M_64x512.safetensors
+  for job in "wanda --ratio 0.5" "barber --init wanda --tau 0.1 --pattern 2:4"; do
+    n=${job%% *}
+    log "transformers check: $job"
+    rm -rf "/tmp/tf_$n"
+    # shellcheck disable=SC2086
+    "$BIN/prunerd" oneshot --model "$PRUNERD_TEST_DATA/models/prose16M" --method $job \
+      --calib "$TOK" --nsamples 64 --seqlen 512 --device cuda --dtype float32 --quiet \
+      --out "/tmp/tf_$n" --report "$OUT/tf_${n}_report.json" > /dev/null
+    "$BIN/prunerd" eval --model "/tmp/tf_$n" --data "$TOK" --seqlen 512 --device cuda \
+      --dtype float32 --quiet --report "$OUT/tf_${n}_eval.json" > /dev/null
+    ppl=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['perplexity'])" \
+      "$OUT/tf_${n}_eval.json")
+    sp=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['sparsity']['total'])" \
+      "$OUT/tf_${n}_report.json")
+    python3 tests/reference/check_pruned_transformers.py --model "/tmp/tf_$n" --tokens "$TOK" \
+      --seqlen 512 --expect-ppl "$ppl" --expect-sparsity "$sp" 2>&1 | tee "$OUT/tf_${n}.txt"
+  done
+  ;;
 quality)
   [[ -x $BIN/prune_bench ]] || build
   M=magnitude W=wanda S=sparsegpt B1=barber:wanda@0.01 B2=barber:wanda@0.1
@@ -130,7 +153,7 @@ quality)
     tests/golden/calib_stories260K_32x256.safetensors 32 256 0.5 2:4
   ;;
 *)
-  echo "usage: $0 reference|transact7b|service|final|quality" >&2
+  echo "usage: $0 reference|transact7b|service|final|quality|transformers" >&2
   exit 2
   ;;
 esac
