@@ -113,7 +113,16 @@ LayerTransfer::LayerTransfer(LlamaModel& model, const at::Device& device, at::Sc
           p, {max_bytes}, [](void* q) { CudaFreeHost(q); }, at::TensorOptions().dtype(at::kByte));
     }
   });
-  pending_.push_back(allocated_);
+}
+
+bool LayerTransfer::Staged() {
+  if (!staged_) return false;
+  try {
+    allocated_.get();
+  } catch (const std::exception&) {
+    staged_ = false;  // no pinned memory to be had: plain copies, slower but the job goes on
+  }
+  return staged_;
 }
 
 LayerTransfer::~LayerTransfer() {
@@ -133,7 +142,7 @@ void LayerTransfer::Prefetch(int64_t layer) {
   std::function<void()> free = slot.device_done ? slot.device_done : [] {};
   const LayerWeights& host = model_.layers[static_cast<size_t>(layer)];
   const std::array<int64_t, 8> off = Offsets(host);
-  // Tasks run in order: this one runs after the allocation, so slot.bytes exists.
+  // Tasks run in order: this one runs after the allocation, which pinned slot.bytes.
   slot.host_done = worker_->Post([free, &host, off, &slot] {
     free();  // the previous load from this buffer has reached the device
     char* dst = static_cast<char*>(slot.bytes.data_ptr());
@@ -146,10 +155,9 @@ void LayerTransfer::Prefetch(int64_t layer) {
 
 LayerWeights LayerTransfer::Load(int64_t layer) {
   const LayerWeights& host = model_.layers[static_cast<size_t>(layer)];
-  if (!staged_) return host.To(device_, dtype_);
+  if (!Staged()) return host.To(device_, dtype_);
   Slot& slot = load_slot_;
   if (slot.layer != layer) Prefetch(layer);
-  allocated_.get();      // rethrows a failure to pin the buffers
   slot.host_done.get();  // rethrows a failure of the copy
   LayerWeights out;
   auto small = [&](const at::Tensor& t) { return t.to(device_, dtype_, false, /*copy=*/true); };
@@ -168,7 +176,7 @@ LayerWeights LayerTransfer::Load(int64_t layer) {
 
 void LayerTransfer::Store(int64_t layer, const LayerWeights& device_weights) {
   LayerWeights& host = model_.layers[static_cast<size_t>(layer)];
-  if (!staged_) {
+  if (!Staged()) {
     LayerWeights stored;
     stored.input_norm = host.input_norm;  // norms never change
     stored.post_norm = host.post_norm;
@@ -180,7 +188,6 @@ void LayerTransfer::Store(int64_t layer, const LayerWeights& device_weights) {
     return;
   }
   Slot& slot = store_slot_;
-  allocated_.get();
   if (slot.host_done.valid()) slot.host_done.get();  // the previous store has drained
   const std::array<int64_t, 8> off = Offsets(host);
   for (size_t i = 0; i < host.proj.size(); ++i) {

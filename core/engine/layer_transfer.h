@@ -13,7 +13,8 @@
 // queued store and reports a failure of the background work; the destructor waits too.
 //
 // Memory: 2 pinned buffers of one layer's projections (one for loads, one for stores), taken
-// from the CUDA runtime by the background thread while the device starts on layer 0.
+// from the CUDA runtime by the background thread while the device starts on layer 0. If they
+// cannot be had, the transfers fall back to plain synchronous copies.
 //
 // Thread-safety: one thread drives it. The background thread reads model.layers[l] of the
 // layers being loaded and replaces model.layers[l] of the layers stored; the driving thread
@@ -59,6 +60,8 @@ class LayerTransfer {
     int64_t layer = -1;                  // the layer whose load was started into it
   };
 
+  // Whether transfers go through the pinned buffers (false once pinning them has failed).
+  bool Staged();
   void Prefetch(int64_t layer);
   // Byte offsets of a layer's projections in a staging buffer.
   std::array<int64_t, 8> Offsets(const LayerWeights& host) const;
