@@ -22,10 +22,8 @@
 #include "server/daemon.h"
 #include "server/engine_job_runner.h"
 #include "server/logging.h"
-#include "server/server_config.h"
-#if PRUNERD_HAVE_OFFLINE
 #include "server/offline_commands.h"
-#endif
+#include "server/server_config.h"
 
 namespace prunerd {
 namespace {
@@ -108,12 +106,7 @@ int main(int argc, char** argv) {
   if (command == "eval" || command == "oneshot") {
     // The offline commands handle SIGINT themselves (cancel at a layer boundary).
     pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
-#if PRUNERD_HAVE_OFFLINE
     return command == "eval" ? prunerd::RunEvalCommand(args) : prunerd::RunOneshotCommand(args);
-#else
-    std::cerr << "prunerd: this build has no offline commands\n";
-    return 2;
-#endif
   }
   if (command == "help" || command == "--help" || command == "-h") {
     std::cout << prunerd::kUsage;

@@ -254,9 +254,6 @@ absl::StatusOr<PruneResult> RunPruneJob(const PruneJobSpec& spec,
   json stage_seconds = json::object();
   int64_t zeros_total = 0, weights_total = 0, peak_device = 0;
   if (spec.method == Method::kTransAct) {
-#ifndef PRUNERD_HAVE_TRANSACT
-    return absl::UnimplementedError("method: transact is not available in this build yet");
-#else
     absl::StatusOr<json> details;
     RETURN_IF_ERROR(TorchCall("transact", [&] {
       details = TransActPrune(model, calib_tokens, spec.transact, fwd,
@@ -268,7 +265,6 @@ absl::StatusOr<PruneResult> RunPruneJob(const PruneJobSpec& spec,
     const int64_t before = dense_config.NumParameters();
     const int64_t after = model.config.NumParameters();
     result.sparsity = 1.0 - double(after) / double(before);
-#endif
   } else {
     ASSIGN_OR_RETURN(std::unique_ptr<LayerPruner> pruner, MakePruner(spec));
     absl::StatusOr<ExecutorResult> ex;

@@ -11,9 +11,6 @@ set(PRUNERD_METHOD_SRCS
   barber_gradients.cc
   barber.cc
   registry.cc
+  transact.cc
 )
 list(TRANSFORM PRUNERD_METHOD_SRCS PREPEND ${CMAKE_CURRENT_LIST_DIR}/)
-if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/transact.cc)
-  list(APPEND PRUNERD_METHOD_SRCS ${CMAKE_CURRENT_LIST_DIR}/transact.cc)
-  set(PRUNERD_HAVE_TRANSACT ON)
-endif()
