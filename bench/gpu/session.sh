@@ -6,8 +6,11 @@
 #
 #   bash bench/gpu/session.sh reference   build; Python goldens (transformers); parity on cuda
 #   bash bench/gpu/session.sh transact7b  TransAct scoring/slicing time and forward speed-up
-#   bash bench/gpu/session.sh final       build; parity on cuda against tests/golden; unit tests;
-#                                         the 7B prune benchmark (Wanda, SparseGPT, Barber)
+#   bash bench/gpu/session.sh check       build; fused-kernel and layer-transfer tests on cuda;
+#                                         parity on cuda against tests/golden; unit tests
+#   bash bench/gpu/session.sh prune7b     the 7B prune benchmark (Wanda cold and warm, SparseGPT,
+#                                         Barber) in one process
+#   bash bench/gpu/session.sh final       check, then prune7b, in one call
 #   bash bench/gpu/session.sh service     the daemon's Barber job on the 7B-shaped model through
 #                                         prunectl against the same job run offline
 #   bash bench/gpu/session.sh transformers  pruned prose16M models (Wanda 50%, Barber 2:4) loaded
@@ -56,6 +59,21 @@ prune7b_runs() {
   cat "$OUT/prune7b.txt"
 }
 
+check() {
+  build
+  log "layer transfer through pinned staging, fused kernels against ATen, on cuda"
+  PRUNERD_TEST_DEVICE=cuda timeout 60 build-gpu/tests/engine_test \
+    --gtest_filter='LayerTransfer*:*Fused*' > "$OUT/engine_cuda.txt" 2>&1
+  grep -E 'OK|FAILED|PASSED|Failure|Expected|Which' "$OUT/engine_cuda.txt" | head -40
+  log "parity on cuda against tests/golden"
+  (cd build-gpu && PRUNERD_TEST_DEVICE=cuda timeout 150 ctest -L parity -V \
+     > "$OUT/parity_cuda.txt" 2>&1)
+  grep -E 'masks|Failed|tests passed|max \|logit|ppl' "$OUT/parity_cuda.txt" | cut -c1-200 | head -60
+  log "unit tests (CUDA libtorch build)"
+  (cd build-gpu && timeout 100 ctest -L unit -j12 --timeout 60 > "$OUT/ctest_gpu.txt" 2>&1)
+  tail -6 "$OUT/ctest_gpu.txt"
+}
+
 case "${1:-}" in
 reference)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
@@ -84,22 +102,20 @@ transact7b)
   echo "rc=$?" >> "$OUT/transact7b.txt"
   tail -15 "$OUT/transact7b.txt"
   ;;
+check)
+  # Build, then the CUDA-only tests: the fused kernels and the layer transfer on the GPU, parity
+  # against tests/golden on cuda, the unit tests of the CUDA build.
+  check
+  ;;
+prune7b)
+  [[ -x $BIN/prune_bench ]] || build
+  synth7b
+  prune7b_runs 400
+  ;;
 final)
-  # One cold call: build, parity + unit tests on the CUDA build, the 7B prune benchmark.
-  build
-  synth7b &
-  log "parity on cuda against tests/golden"
-  (cd build-gpu && PRUNERD_TEST_DEVICE=cuda timeout 150 ctest -L parity -V \
-     > "$OUT/parity_cuda.txt" 2>&1)
-  grep -E 'masks|Failed|tests passed' "$OUT/parity_cuda.txt" | cut -c1-200 | head -40
-  log "unit tests (CUDA libtorch build)"
-  (cd build-gpu && timeout 100 ctest -L unit -j12 --timeout 60 > "$OUT/ctest_gpu.txt" 2>&1)
-  tail -6 "$OUT/ctest_gpu.txt"
-  log "layer transfer through pinned staging on cuda"
-  PRUNERD_TEST_DEVICE=cuda timeout 60 build-gpu/tests/engine_test --gtest_filter='LayerTransfer*' \
-    > "$OUT/layer_transfer_cuda.txt" 2>&1
-  tail -3 "$OUT/layer_transfer_cuda.txt"
-  wait
+  # One cold call: check, then the 7B prune benchmark.
+  check
+  synth7b
   prune7b_runs 280
   # At most 8 files come back from a device call: pack them into one.
   tar czf /tmp/final.tgz -C "$OUT" . && rm -rf "${OUT:?}"/* && mv /tmp/final.tgz "$OUT/"
@@ -153,7 +169,7 @@ quality)
     tests/golden/calib_stories260K_32x256.safetensors 32 256 0.5 2:4
   ;;
 *)
-  echo "usage: $0 reference|transact7b|service|final|quality|transformers" >&2
+  echo "usage: $0 reference|check|prune7b|final|transact7b|service|quality|transformers" >&2
   exit 2
   ;;
 esac

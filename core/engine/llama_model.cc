@@ -83,34 +83,7 @@ RopeCache MakeRope(const LlamaConfig& config, int64_t seqlen, const at::Device& 
   return RopeCache{emb.cos().to(device, dtype), emb.sin().to(device, dtype)};
 }
 
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  // Hugging Face's arithmetic (x in fp32 times rsqrt(mean x² + eps), rounded to x's dtype, then
-  // times the weight) in three passes over x instead of seven: the mean square is reduced in
-  // fp32 (fp64 for fp64 x) straight from x, and mul_out computes in that width but writes x's
-  // dtype.
-  const double n = static_cast<double>(x.size(-1));
-  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor scale = at::rsqrt(
-      at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true, acc).square_().div_(n).add_(eps));
-  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
-  at::mul_out(y, x, scale);
-  return y.mul_(weight);
-}
-
 namespace {
-
-// x·cos + rotate_half(x)·sin, rotate_half(x) = [-x₂, x₁], without materialising the rotation:
-// out = x·cos, then out₁ -= x₂·sin₁ and out₂ += x₁·sin₂ in place.
-at::Tensor ApplyRope(const at::Tensor& x, const RopeCache& rope) {
-  const int64_t t = x.size(2), half = x.size(-1) / 2;
-  at::Tensor cos = rope.cos.narrow(0, 0, t);
-  at::Tensor sin = rope.sin.narrow(0, 0, t);
-  at::Tensor out = x * cos;
-  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  out.narrow(-1, 0, half).addcmul_(x2, sin.narrow(-1, 0, half), /*value=*/-1);
-  out.narrow(-1, half, half).addcmul_(x1, sin.narrow(-1, half, half));
-  return out;
-}
 
 // softmax(q kᵀ / √d + causal) v; q [B, H, T, d], k/v [B, KV, T, d].
 at::Tensor CausalAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -144,11 +117,13 @@ at::Tensor Attention(const LayerWeights& w, const at::Tensor& xn, const RopeCach
   const int64_t d = c.head_dim;
   const int64_t h = w[Proj::kQ].size(0) / d;
   const int64_t kv = w[Proj::kK].size(0) / d;
-  at::Tensor q = at::linear(xn, w[Proj::kQ]).view({b, t, h, d}).transpose(1, 2);
-  at::Tensor k = at::linear(xn, w[Proj::kK]).view({b, t, kv, d}).transpose(1, 2);
+  // The rotary embedding in the projections' own layout [b, t, heads, d]; attention reads
+  // [b, heads, t, d] views of it.
+  at::Tensor q = RotaryEmbed(at::linear(xn, w[Proj::kQ]).view({b, t, h, d}), rope.cos, rope.sin)
+                     .transpose(1, 2);
+  at::Tensor k = RotaryEmbed(at::linear(xn, w[Proj::kK]).view({b, t, kv, d}), rope.cos, rope.sin)
+                     .transpose(1, 2);
   at::Tensor v = at::linear(xn, w[Proj::kV]).view({b, t, kv, d}).transpose(1, 2);
-  q = ApplyRope(q, rope);
-  k = ApplyRope(k, rope);
   at::Tensor ctx = CausalAttention(q, k, v, h / kv);
   ctx = ctx.transpose(1, 2).reshape({b, t, h * d});
   if (tap) (*tap)(Tap::kAttnCtx, ctx);
@@ -157,7 +132,7 @@ at::Tensor Attention(const LayerWeights& w, const at::Tensor& xn, const RopeCach
 
 at::Tensor Mlp(const LayerWeights& w, const at::Tensor& hn, const TapFn* tap, bool skip_down) {
   if (tap) (*tap)(Tap::kMlpIn, hn);
-  at::Tensor act = at::silu(at::linear(hn, w[Proj::kGate])) * at::linear(hn, w[Proj::kUp]);
+  at::Tensor act = SiluMul(at::linear(hn, w[Proj::kGate]), at::linear(hn, w[Proj::kUp]));
   if (tap) (*tap)(Tap::kMlpAct, act);
   if (skip_down) return at::Tensor();
   return at::linear(act, w[Proj::kDown]);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/engine/fused_ops.h"  // RmsNorm, RotaryEmbed, SiluMul
 #include "core/model/checkpoint.h"
 #include "core/model/llama_config.h"
 
@@ -67,7 +68,6 @@ at::Tensor RopeInvFreq(const LlamaConfig& config);
 enum class Tap { kAttnIn, kAttnCtx, kMlpIn, kMlpAct };
 using TapFn = std::function<void(Tap, const at::Tensor&)>;
 
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 // Self-attention on normalised input xn [B, T, hidden] → [B, T, hidden] (o_proj output).
 at::Tensor Attention(const LayerWeights& w, const at::Tensor& xn, const RopeCache& rope,
                      const LlamaConfig& config, const TapFn* tap = nullptr);

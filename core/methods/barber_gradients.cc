@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -22,9 +23,29 @@ at::Tensor RotateHalf(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// The rotary embedding as one kernel each way on the GPU in fp16/bf16: the forward rotation, and
+// its transpose (the inverse rotation) for the gradient, instead of autograd over five ops.
+struct RotaryFunction : public torch::autograd::Function<RotaryFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return RotaryEmbed(x.contiguous(), cos, sin);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    return {RotaryEmbed(grad[0].contiguous(), saved[0], saved[1], /*inverse=*/true), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+// x [b, t, heads, d] → rotated, differentiable.
 at::Tensor ApplyRope(const at::Tensor& x, const RopeCache& rope) {
-  const int64_t t = x.size(2);
-  return x * rope.cos.narrow(0, 0, t) + RotateHalf(x) * rope.sin.narrow(0, 0, t);
+  if (FusedFor(x)) return RotaryFunction::apply(x, rope.cos, rope.sin);
+  // Elsewhere the formula the reference runs (and its rounding).
+  const int64_t t = x.size(1);
+  const at::Tensor cos = rope.cos.narrow(0, 0, t).unsqueeze(1), sin = rope.sin.narrow(0, 0, t).unsqueeze(1);
+  return x * cos + RotateHalf(x) * sin;
 }
 
 double SquaredError(const at::Tensor& y, const at::Tensor& target_f32) {
@@ -37,8 +58,8 @@ at::Tensor AttentionContext(const at::Tensor& yq, const at::Tensor& yk, const at
                             const RopeCache& rope, const LlamaConfig& c) {
   const int64_t b = yq.size(0), t = yq.size(1), d = c.head_dim;
   const int64_t h = yq.size(2) / d, kv = yk.size(2) / d;
-  at::Tensor q = ApplyRope(yq.view({b, t, h, d}).transpose(1, 2), rope);
-  at::Tensor k = ApplyRope(yk.view({b, t, kv, d}).transpose(1, 2), rope);
+  at::Tensor q = ApplyRope(yq.view({b, t, h, d}), rope).transpose(1, 2);
+  at::Tensor k = ApplyRope(yk.view({b, t, kv, d}), rope).transpose(1, 2);
   at::Tensor v = yv.view({b, t, kv, d}).transpose(1, 2);
   if (h != kv) {  // GQA: expand the KV heads (the backward sums over the copies)
     k = k.repeat_interleave(h / kv, 1);
