@@ -102,7 +102,9 @@ at::Tensor CausalAttention(const at::Tensor& q, const at::Tensor& k, const at::T
   at::Tensor scores = at::matmul(q, kk.transpose(2, 3)) * scale;
   at::Tensor mask =
       at::ones({t, t}, at::TensorOptions().dtype(at::kBool).device(q.device())).triu(1);
-  scores = scores.to(at::kFloat).masked_fill(mask, -std::numeric_limits<float>::infinity());
+  // Softmax in fp32 at least (fp64 stays fp64).
+  scores = scores.to(at::promote_types(scores.scalar_type(), at::kFloat))
+               .masked_fill(mask, -std::numeric_limits<float>::infinity());
   at::Tensor probs = at::softmax(scores, -1).to(q.scalar_type());
   return at::matmul(probs, vv);
 }

@@ -77,7 +77,9 @@ at::Tensor AttentionContext(const at::Tensor& yq, const at::Tensor& yk, const at
     at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * scale;
     at::Tensor mask =
         at::ones({t, t}, at::TensorOptions().dtype(at::kBool).device(q.device())).triu(1);
-    scores = scores.to(at::kFloat).masked_fill(mask, -std::numeric_limits<float>::infinity());
+    // Softmax in fp32 at least (fp64 stays fp64).
+    scores = scores.to(at::promote_types(scores.scalar_type(), at::kFloat))
+                 .masked_fill(mask, -std::numeric_limits<float>::infinity());
     ctx = at::matmul(at::softmax(scores, -1).to(q.scalar_type()), v);
   }
   return ctx.transpose(1, 2).reshape({b, t, h * d});
