@@ -297,14 +297,18 @@ double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
 // forward sums every linear layer term by term in index order, one rounding per term, and runs
 // attention head by head; a zero term then leaves a sum bit for bit as it was, so any difference
 // between the sliced model and the zeroed dense one is a difference of function, not of
-// summation order. Checked against the engine's forward in fp64.
+// summation order. Checked against the engine's forward in fp64. No BLAS call: q·kᵀ and p·v
+// are summed the same way; SiLU, the one elementwise op whose rounding depends on an element's
+// position, goes through fp64.
 
 // x [..., K] · wᵀ, w [M, K]: acc += x_k · w_k for k = 0, 1, ..., K - 1.
 at::Tensor OrderedLinear(const at::Tensor& x, const at::Tensor& w) {
   const at::Tensor x2 = x.reshape({-1, x.size(-1)});
   at::Tensor acc = at::zeros({x2.size(0), w.size(0)}, x.options());
   for (int64_t k = 0; k < w.size(1); ++k) {
-    acc.addcmul_(x2.narrow(1, k, 1), w.narrow(1, k, 1).t());
+    // Product and sum as two ops: no fused multiply-add, whose use could differ between a
+    // vector body and its scalar tail, i.e. with an output's position.
+    acc.add_(x2.narrow(1, k, 1) * w.narrow(1, k, 1).t());
   }
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = w.size(0);
@@ -332,14 +336,19 @@ at::Tensor OrderedLogits(const LlamaModel& m, const at::Tensor& tokens, at::Scal
       for (int64_t i = 0; i < h; ++i) {
         const int64_t g = i / (h / kv);
         const at::Tensor qs = q[s].select(1, i), ks = k[s].select(1, g), vs = v[s].select(1, g);
-        at::Tensor scores = at::matmul(qs, ks.t()) / std::sqrt(static_cast<double>(d));
+        // q·kᵀ and p·v in fixed order too: a BLAS call's order can depend on the operands'
+        // strides, which differ with the number of heads (seen with the pip wheel's BLAS).
+        at::Tensor scores = OrderedLinear(qs, ks) / std::sqrt(static_cast<double>(d));
         scores = scores.masked_fill(causal, -std::numeric_limits<double>::infinity());
-        ctx[s].select(1, i).copy_(at::matmul(at::softmax(scores, -1), vs));
+        ctx[s].select(1, i).copy_(OrderedLinear(at::softmax(scores, -1), vs.t()));
       }
     }
     const at::Tensor hh = x + OrderedLinear(ctx.view({b, t, h * d}), w[Proj::kO]);
     const at::Tensor hn = RmsNorm(hh, w.post_norm, c.rms_norm_eps);
-    const at::Tensor act = at::silu(OrderedLinear(hn, w[Proj::kGate])) *
+    // SiLU through fp64, rounded once: ATen's vector and scalar exp differ in the last bit, and
+    // which one an element meets depends on its position in the tensor (seen with the pip
+    // wheel), which slicing changes. In fp64 both are far inside one fp32 rounding.
+    const at::Tensor act = at::silu(OrderedLinear(hn, w[Proj::kGate]).to(at::kDouble)).to(dt) *
                            OrderedLinear(hn, w[Proj::kUp]);
     x = hh + OrderedLinear(act, w[Proj::kDown]);
   }
