@@ -1,7 +1,8 @@
 // File: engine.h
 //
 // The engine's entry points, torch-free: the daemon and the CLI include only this (and
-// job_spec.h / progress.h) and never see libtorch's headers.
+// job_spec.h / progress.h) and never see libtorch's headers. The engine speaks the API's
+// protobuf types (spec.proto, engine.proto).
 //
 //   EvalSpec spec{.model_path = "/m/prose16M", .data_path = "wiki.test.raw", .seqlen = 512};
 //   ASSIGN_OR_RETURN(EvalResult r, EvaluatePerplexity(spec, [](const Progress&) { return true; }));
@@ -20,6 +21,8 @@
 #include "absl/status/statusor.h"
 #include "core/api/job_spec.h"
 #include "core/api/progress.h"
+#include "prunerd/v1/engine.pb.h"
+#include "prunerd/v1/spec.pb.h"
 
 namespace prunerd {
 
@@ -30,7 +33,7 @@ struct EvalSpec {
   int64_t seqlen = 0;          // 0 = min(2048, the model's max_position_embeddings)
   int64_t max_windows = 0;     // 0 = all
   std::string device = "cpu";
-  std::string dtype = "float32";  // float32, float16, bfloat16, auto (the checkpoint's)
+  v1::DType dtype = v1::DTYPE_FLOAT32;  // DTYPE_AUTO: the checkpoint's on GPUs
   int64_t batch_size = 0;         // windows per forward; 0 = automatic
 };
 
@@ -48,18 +51,17 @@ absl::StatusOr<EvalResult> EvaluatePerplexity(const EvalSpec& spec,
                                               const ProgressCallback& progress);
 
 // Runs a prune job end to end: load, (evaluate dense), calibrate, prune layer by layer,
-// (evaluate pruned), write the pruned model. Returns the report as JSON text (schema in
-// core/engine/report.h); on error nothing partial is left in spec.output_dir.
-struct PruneResult {
-  std::string report_json;
-  double ppl_dense = 0;   // 0 when not evaluated
-  double ppl_pruned = 0;  // 0 when not evaluated
-  double sparsity = 0;    // zeros / weights over the pruned linear layers (or parameter
-                          // reduction for TransAct)
-  std::string output_dir;
+// (evaluate pruned), write the pruned model, and returns the typed report
+// (proto/prunerd/v1/engine.proto). `spec` is resolved: model, tokenizer and data sources are
+// filesystem paths (DataSource.uri), dataset names already looked up; defaults need not be
+// filled in. On error nothing partial is left in options.output_dir.
+struct RunOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:N"
+  std::string output_dir;      // where the pruned model goes; "" = not written
 };
-absl::StatusOr<PruneResult> RunPruneJob(const PruneJobSpec& spec,
-                                        const ProgressCallback& progress);
+absl::StatusOr<v1::PruneReport> RunPruneJob(const v1::JobSpec& spec, const RunOptions& options,
+                                            const ProgressCallback& progress);
+
 
 // Devices the engine can use ("cpu" always; "cuda:N" for each visible GPU).
 struct DeviceInfo {

@@ -1,220 +1,322 @@
 #include "core/api/job_spec.h"
 
 #include <cmath>
-#include <string>
+#include <limits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace prunerd {
 namespace {
 
-absl::Status FieldError(std::string_view field, const std::string& what) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": ", what));
+using google::protobuf::EnumDescriptor;
+
+// The prefix every value name of `type` shares, up to and including its last '_'.
+size_t PrefixLength(const EnumDescriptor* type) {
+  std::string prefix = type->value(0)->name();
+  for (int i = 1; i < type->value_count(); ++i) {
+    const std::string& n = type->value(i)->name();
+    size_t k = 0;
+    while (k < prefix.size() && k < n.size() && prefix[k] == n[k]) ++k;
+    prefix.resize(k);
+  }
+  const size_t underscore = prefix.rfind('_');
+  return underscore == std::string::npos ? 0 : underscore + 1;
 }
 
-std::string Quoted(std::string_view s) { return absl::StrCat("\"", std::string(s), "\""); }
+bool IsUnspecified(const std::string& value_name) {
+  return absl::EndsWith(value_name, "_UNSPECIFIED");
+}
+
+// Violations in field order, with a helper for the common message shapes.
+class Violations {
+ public:
+  void Add(std::string field, std::string description) {
+    out_.push_back({std::move(field), std::move(description)});
+  }
+  std::vector<FieldViolation> Take() { return std::move(out_); }
+
+ private:
+  std::vector<FieldViolation> out_;
+};
+
+template <typename E>
+bool KnownValue(int v) {
+  return google::protobuf::GetEnumDescriptor<E>()->FindValueByNumber(v) != nullptr;
+}
+
+void CheckData(const v1::DataSource& d, const std::string& field, bool calibration, Violations* v) {
+  if (d.source_case() == v1::DataSource::SOURCE_NOT_SET) {
+    v->Add(field, calibration ? "a dataset name or a file uri is required"
+                              : "a dataset name or a file uri is required when set");
+  } else if (d.source_case() == v1::DataSource::kDataset && d.dataset().empty()) {
+    v->Add(field + ".dataset", "is empty");
+  } else if (d.source_case() == v1::DataSource::kUri && d.uri().empty()) {
+    v->Add(field + ".uri", "is empty");
+  }
+  if (calibration && (d.num_samples() < 0 || d.num_samples() > kMaxCalibrationSamples)) {
+    v->Add(field + ".num_samples",
+           absl::StrCat("must be in [1, ", kMaxCalibrationSamples,
+                        "] (0 = ", kDefaultCalibrationSamples, "), got ", d.num_samples()));
+  }
+  if (d.seqlen() < 0 || d.seqlen() == 1 || d.seqlen() > kMaxSeqlen) {
+    v->Add(field + ".seqlen", absl::StrCat("must be in [2, ", kMaxSeqlen,
+                                           "] (or 0 for the model's default), got ", d.seqlen()));
+  }
+  if (calibration && d.num_samples() > 0 && d.seqlen() > 0 &&
+      d.num_samples() <= kMaxCalibrationSamples && d.seqlen() <= kMaxSeqlen &&
+      d.num_samples() * d.seqlen() > kMaxCalibrationTokens) {
+    v->Add(field, absl::StrCat("num_samples × seqlen = ", d.num_samples() * d.seqlen(),
+                               " tokens exceeds the limit of ", kMaxCalibrationTokens));
+  }
+  if (d.max_windows() < 0) {
+    v->Add(field + ".max_windows", absl::StrCat("must be >= 0, got ", d.max_windows()));
+  }
+}
 
 }  // namespace
 
-std::string_view MethodName(Method m) {
-  switch (m) {
-    case Method::kMagnitude: return "magnitude";
-    case Method::kWanda: return "wanda";
-    case Method::kSparseGpt: return "sparsegpt";
-    case Method::kBarber: return "barber";
-    case Method::kTransAct: return "transact";
-  }
-  return "?";
+// ---- Enum names ---------------------------------------------------------------------------
+
+std::string EnumValueShortName(const EnumDescriptor* type, int value) {
+  const google::protobuf::EnumValueDescriptor* d = type->FindValueByNumber(value);
+  if (d == nullptr) return absl::StrCat("unknown(", value, ")");
+  return absl::AsciiStrToLower(d->name().substr(PrefixLength(type)));
 }
 
-absl::StatusOr<Method> ParseMethod(std::string_view name) {
-  for (Method m : {Method::kMagnitude, Method::kWanda, Method::kSparseGpt, Method::kBarber,
-                   Method::kTransAct}) {
-    if (MethodName(m) == name) return m;
+std::string EnumChoices(const EnumDescriptor* type) {
+  std::vector<std::string> names;
+  for (int i = 0; i < type->value_count(); ++i) {
+    if (IsUnspecified(type->value(i)->name())) continue;
+    names.push_back(EnumValueShortName(type, type->value(i)->number()));
   }
-  return FieldError("method", absl::StrCat("unknown method ", Quoted(name),
-                                           " (expected magnitude, wanda, sparsegpt, barber or "
-                                           "transact)"));
+  return absl::StrJoin(names, ", ");
 }
 
-absl::StatusOr<SparsityPattern> ParseNM(std::string_view text) {
+absl::StatusOr<int> ParseEnumValue(const EnumDescriptor* type, absl::string_view text,
+                                   absl::string_view field) {
+  const std::string upper = absl::AsciiStrToUpper(text);
+  const size_t prefix = PrefixLength(type);
+  for (int i = 0; i < type->value_count(); ++i) {
+    const std::string& name = type->value(i)->name();
+    if (IsUnspecified(name)) continue;
+    if (upper == name || upper == name.substr(prefix)) return type->value(i)->number();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": unknown value \"", text, "\" (expected ", EnumChoices(type), ")"));
+}
+
+// ---- Sparsity -----------------------------------------------------------------------------
+
+SparsityPattern PatternOf(const v1::JobSpec& spec) {
+  if (spec.sparsity_case() == v1::JobSpec::kPattern) {
+    const int n = spec.pattern().n(), m = spec.pattern().m();
+    return SparsityPattern{.ratio = m > 0 ? double(n) / m : 0.0, .n = n, .m = m};
+  }
+  return SparsityPattern{.ratio = spec.ratio()};
+}
+
+absl::StatusOr<v1::NMPattern> ParseNMPattern(absl::string_view text, absl::string_view field) {
   const std::string t(text);
   const size_t colon = t.find(':');
   int n = 0, m = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(t.substr(0, colon), &n) ||
       !absl::SimpleAtoi(t.substr(colon + 1), &m)) {
-    return FieldError("pattern", absl::StrCat("malformed N:M pattern ", Quoted(text),
-                                              " (expected e.g. \"2:4\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": malformed N:M pattern \"", t, "\" (expected e.g. \"2:4\")"));
   }
   if (m <= 0 || n <= 0 || n >= m) {
-    return FieldError("pattern", absl::StrCat("N:M pattern ", Quoted(text),
-                                              " needs 0 < N < M (N zeros in every M weights)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": N:M pattern \"", t, "\" needs 0 < N < M (N zeros in every M weights)"));
   }
-  return SparsityPattern{.ratio = double(n) / m, .n = n, .m = m};
+  v1::NMPattern p;
+  p.set_n(n);
+  p.set_m(m);
+  return p;
 }
 
 std::string PatternName(const SparsityPattern& p) {
   return p.is_nm() ? absl::StrCat(p.n, ":", p.m) : "unstructured";
 }
 
-std::string_view BarberGranularityName(BarberGranularity g) {
-  switch (g) {
-    case BarberGranularity::kOutput1: return "output1";
-    case BarberGranularity::kInput1: return "input1";
-    case BarberGranularity::kLayer: return "layer";
-    case BarberGranularity::kBlock: return "block";
-  }
-  return "?";
+// ---- Defaults -----------------------------------------------------------------------------
+
+bool UsesCalibration(v1::Method method) { return method != v1::METHOD_MAGNITUDE; }
+
+bool UsesSparseGpt(const v1::JobSpec& spec) {
+  return spec.method() == v1::METHOD_SPARSEGPT ||
+         (spec.method() == v1::METHOD_BARBER && spec.barber().init() == v1::METHOD_SPARSEGPT);
 }
 
-absl::StatusOr<BarberGranularity> ParseBarberGranularity(std::string_view s) {
-  for (auto g : {BarberGranularity::kOutput1, BarberGranularity::kInput1,
-                 BarberGranularity::kLayer, BarberGranularity::kBlock}) {
-    if (BarberGranularityName(g) == s) return g;
+v1::JobSpec WithDefaults(v1::JobSpec spec) {
+  if (spec.method() == v1::METHOD_BARBER) {
+    v1::BarberOptions* b = spec.mutable_barber();
+    if (b->init() == v1::METHOD_UNSPECIFIED) b->set_init(v1::METHOD_WANDA);
+    if (!b->has_tau()) b->set_tau(kDefaultBarberTau);
+  } else {
+    spec.clear_barber();
   }
-  return FieldError("barber.granularity",
-                    absl::StrCat("unknown granularity ", Quoted(s),
-                                 " (expected output1, input1, layer or block)"));
+  if (UsesSparseGpt(spec)) {
+    v1::SparseGptOptions* g = spec.mutable_sparsegpt();
+    if (!g->has_percdamp()) g->set_percdamp(kDefaultPercdamp);
+    if (g->blocksize() == 0) g->set_blocksize(kDefaultBlocksize);
+  } else {
+    spec.clear_sparsegpt();
+  }
+  if (spec.method() == v1::METHOD_TRANSACT) {
+    v1::TransActOptions* t = spec.mutable_transact();
+    if (!t->has_attn_ratio()) t->set_attn_ratio(kDefaultTransActRatio);
+    if (!t->has_mlp_ratio()) t->set_mlp_ratio(kDefaultTransActRatio);
+    if (t->shots() == 0) t->set_shots(1);
+  } else {
+    spec.clear_transact();
+  }
+  if (spec.has_calibration() && spec.calibration().num_samples() == 0) {
+    spec.mutable_calibration()->set_num_samples(kDefaultCalibrationSamples);
+  }
+  return spec;
 }
 
-std::string_view BarberMetricName(BarberMetric m) {
-  switch (m) {
-    case BarberMetric::kWD: return "wd";
-    case BarberMetric::kW: return "w";
-    case BarberMetric::kD: return "d";
+// ---- Validation ---------------------------------------------------------------------------
+
+std::vector<FieldViolation> SpecViolations(const v1::JobSpec& raw) {
+  Violations v;
+  if (raw.model().empty()) v.Add("model", "is required");
+  if (raw.method() == v1::METHOD_UNSPECIFIED) {
+    v.Add("method", absl::StrCat("is required (", EnumChoices<v1::Method>(), ")"));
+  } else if (!KnownValue<v1::Method>(raw.method())) {
+    v.Add("method", absl::StrCat("unknown method ", raw.method(), " (expected ",
+                                 EnumChoices<v1::Method>(), ")"));
   }
-  return "?";
+  const v1::JobSpec spec = WithDefaults(raw);
+  const v1::Method method = spec.method();
+  const bool structured = method == v1::METHOD_TRANSACT;
+  if (!structured && method != v1::METHOD_UNSPECIFIED) {
+    switch (spec.sparsity_case()) {
+      case v1::JobSpec::SPARSITY_NOT_SET:
+        v.Add("ratio", "a sparsity ratio or an N:M pattern is required");
+        break;
+      case v1::JobSpec::kRatio:
+        if (!(spec.ratio() >= 0.0 && spec.ratio() < 1.0)) {  // also rejects NaN
+          v.Add("ratio", absl::StrCat("must be in [0, 1), got ", spec.ratio()));
+        }
+        break;
+      case v1::JobSpec::kPattern:
+        if (spec.pattern().n() <= 0 || spec.pattern().m() <= 0 ||
+            spec.pattern().n() >= spec.pattern().m()) {
+          v.Add("pattern", absl::StrCat("N:M pattern ", spec.pattern().n(), ":", spec.pattern().m(),
+                                        " needs 0 < N < M (N zeros in every M weights)"));
+        }
+        break;
+    }
+  }
+  if (method == v1::METHOD_BARBER) {
+    const v1::BarberOptions& b = spec.barber();
+    if (b.init() != v1::METHOD_MAGNITUDE && b.init() != v1::METHOD_WANDA &&
+        b.init() != v1::METHOD_SPARSEGPT) {
+      v.Add("barber.init",
+            absl::StrCat("must be magnitude, wanda or sparsegpt, got ", EnumName(b.init())));
+    }
+    if (!(b.tau() >= 0.0 && b.tau() <= 1.0)) {
+      v.Add("barber.tau", absl::StrCat("must be in [0, 1], got ", b.tau()));
+    }
+    if (!KnownValue<v1::BarberGranularity>(b.granularity())) {
+      v.Add("barber.granularity", absl::StrCat("unknown value ", b.granularity()));
+    }
+    if (!KnownValue<v1::BarberMetric>(b.metric())) {
+      v.Add("barber.metric", absl::StrCat("unknown value ", b.metric()));
+    }
+    if (!KnownValue<v1::GradPrecision>(b.grad_precision())) {
+      v.Add("barber.grad_precision", absl::StrCat("unknown value ", b.grad_precision()));
+    }
+    if (b.retain_reconstruction() && b.init() != v1::METHOD_SPARSEGPT) {
+      v.Add("barber.retain_reconstruction", "only applies to init sparsegpt");
+    }
+  }
+  if (UsesSparseGpt(spec)) {
+    const v1::SparseGptOptions& g = spec.sparsegpt();
+    if (!(g.percdamp() > 0.0 && g.percdamp() < 1.0)) {
+      v.Add("sparsegpt.percdamp", absl::StrCat("must be in (0, 1), got ", g.percdamp()));
+    }
+    if (g.blocksize() <= 0) {
+      v.Add("sparsegpt.blocksize", absl::StrCat("must be > 0, got ", g.blocksize()));
+    } else if (spec.sparsity_case() == v1::JobSpec::kPattern && spec.pattern().m() > 0 &&
+               g.blocksize() % spec.pattern().m() != 0) {
+      v.Add("sparsegpt.blocksize", absl::StrCat("must be a multiple of M=", spec.pattern().m(),
+                                                " for N:M, got ", g.blocksize()));
+    }
+  }
+  if (structured) {
+    const v1::TransActOptions& t = spec.transact();
+    if (!(t.attn_ratio() >= 0.0 && t.attn_ratio() < 1.0)) {
+      v.Add("transact.attn_ratio", absl::StrCat("must be in [0, 1), got ", t.attn_ratio()));
+    }
+    if (!(t.mlp_ratio() >= 0.0 && t.mlp_ratio() < 1.0)) {
+      v.Add("transact.mlp_ratio", absl::StrCat("must be in [0, 1), got ", t.mlp_ratio()));
+    }
+    if (t.attn_dim() < 0) v.Add("transact.attn_dim", "must be >= 0");
+    if (t.mlp_dim() < 0) v.Add("transact.mlp_dim", "must be >= 0");
+    if (t.shots() < 1 || t.shots() > 64) {
+      v.Add("transact.shots", absl::StrCat("must be in [1, 64], got ", t.shots()));
+    }
+    if (!KnownValue<v1::GqaMode>(t.gqa_mode())) {
+      v.Add("transact.gqa_mode", absl::StrCat("unknown value ", t.gqa_mode()));
+    }
+  }
+  if (!raw.has_calibration()) {
+    v.Add("calibration", "a dataset name or a file uri is required");
+  } else {
+    CheckData(raw.calibration(), "calibration", /*calibration=*/true, &v);
+  }
+  if (raw.has_evaluation()) CheckData(raw.evaluation(), "evaluation", /*calibration=*/false, &v);
+  if (!KnownValue<v1::DType>(raw.dtype())) {
+    v.Add("dtype", absl::StrCat("unknown dtype ", raw.dtype(), " (expected ",
+                                EnumChoices<v1::DType>(), ")"));
+  }
+  if (raw.batch_size() < 0) v.Add("batch_size", "must be >= 0");
+  if (raw.priority() < -kMaxPriority || raw.priority() > kMaxPriority) {
+    v.Add("priority", absl::StrCat("must be in [", -kMaxPriority, ", ", kMaxPriority, "], got ",
+                                   raw.priority()));
+  }
+  if (raw.labels_size() > kMaxLabels) {
+    v.Add("labels", absl::StrCat("at most ", kMaxLabels, " labels, got ", raw.labels_size()));
+  }
+  for (const auto& [key, value] : raw.labels()) {
+    if (!IsValidLabelKey(key)) {
+      v.Add("labels",
+            absl::StrCat("bad key \"", key.substr(0, 80), "\" (1-63 characters of [a-z0-9_.-/])"));
+    } else if (value.size() > 256) {
+      v.Add("labels", absl::StrCat("value of \"", key, "\" exceeds 256 bytes"));
+    }
+  }
+  return v.Take();
 }
 
-absl::StatusOr<BarberMetric> ParseBarberMetric(std::string_view s) {
-  for (auto m : {BarberMetric::kWD, BarberMetric::kW, BarberMetric::kD}) {
-    if (BarberMetricName(m) == s) return m;
+bool IsValidLabelKey(absl::string_view key) {
+  if (key.empty() || key.size() > 63) return false;
+  for (char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+                    c == '-' || c == '/';
+    if (!ok) return false;
   }
-  return FieldError("barber.metric",
-                    absl::StrCat("unknown metric ", Quoted(s), " (expected wd, w or d)"));
+  return true;
 }
 
-std::string_view GqaModeName(GqaMode g) {
-  return g == GqaMode::kKvGroups ? "kv_groups" : "query_heads";
+absl::Status ViolationsToStatus(const std::vector<FieldViolation>& violations,
+                                absl::string_view prefix) {
+  if (violations.empty()) return absl::OkStatus();
+  std::vector<std::string> parts;
+  for (const FieldViolation& f : violations) {
+    parts.push_back(absl::StrCat(prefix, f.field, ": ", f.description));
+  }
+  return absl::InvalidArgumentError(absl::StrJoin(parts, "; "));
 }
 
-absl::StatusOr<GqaMode> ParseGqaMode(std::string_view s) {
-  if (s == "kv_groups") return GqaMode::kKvGroups;
-  if (s == "query_heads") return GqaMode::kQueryHeads;
-  return FieldError("transact.gqa_mode",
-                    absl::StrCat("unknown mode ", Quoted(s), " (expected kv_groups or query_heads)"));
-}
-
-namespace {
-
-absl::Status ValidateData(const DataSpec& d, std::string_view field, bool calibration) {
-  if (d.path.empty()) return FieldError(absl::StrCat(std::string(field), ".path"), "is required");
-  if (d.seqlen < 0 || d.seqlen == 1) {
-    return FieldError(absl::StrCat(std::string(field), ".seqlen"),
-                      absl::StrCat("must be >= 2 (or 0 for the model's default), got ", d.seqlen));
-  }
-  if (calibration && d.num_samples <= 0) {
-    return FieldError(absl::StrCat(std::string(field), ".num_samples"),
-                      absl::StrCat("must be > 0, got ", d.num_samples));
-  }
-  if (d.max_windows < 0) {
-    return FieldError(absl::StrCat(std::string(field), ".max_windows"),
-                      absl::StrCat("must be >= 0, got ", d.max_windows));
-  }
-  return absl::OkStatus();
-}
-
-bool IsDevice(const std::string& d) {
-  if (d == "cpu" || d == "cuda") return true;
-  if (d.rfind("cuda:", 0) != 0) return false;
-  int idx;
-  return absl::SimpleAtoi(d.substr(5), &idx) && idx >= 0;
-}
-
-}  // namespace
-
-absl::Status ValidateJobSpec(const PruneJobSpec& spec) {
-  if (spec.model_path.empty()) return FieldError("model", "is required");
-  const SparsityPattern& p = spec.pattern;
-  if (spec.method != Method::kTransAct) {
-    if (p.is_nm()) {
-      if (p.n <= 0 || p.n >= p.m) {
-        return FieldError("pattern", absl::StrCat("N:M pattern ", p.n, ":", p.m,
-                                                  " needs 0 < N < M"));
-      }
-    } else if (!(p.ratio >= 0.0 && p.ratio < 1.0)) {  // also rejects NaN
-      return FieldError("ratio", absl::StrCat("must be in [0, 1), got ", p.ratio));
-    }
-  }
-  if (spec.method == Method::kBarber) {
-    const BarberOptions& b = spec.barber;
-    if (b.init != Method::kMagnitude && b.init != Method::kWanda &&
-        b.init != Method::kSparseGpt) {
-      return FieldError("barber.init",
-                        absl::StrCat("must be magnitude, wanda or sparsegpt, got ",
-                                     Quoted(MethodName(b.init))));
-    }
-    if (!(b.tau >= 0.0 && b.tau <= 1.0)) {
-      return FieldError("barber.tau", absl::StrCat("must be in [0, 1], got ", b.tau));
-    }
-    if (b.retain_reconstruction && b.init != Method::kSparseGpt) {
-      return FieldError("barber.retain_reconstruction", "only applies to init sparsegpt");
-    }
-    if (b.grad_precision != "auto" && b.grad_precision != "float32" && b.grad_precision != "tf32" &&
-        b.grad_precision != "bfloat16") {
-      return FieldError("barber.grad_precision",
-                        absl::StrCat("unknown precision \"", b.grad_precision,
-                                     "\" (expected auto, float32, tf32 or bfloat16)"));
-    }
-  }
-  if (spec.method == Method::kSparseGpt ||
-      (spec.method == Method::kBarber && spec.barber.init == Method::kSparseGpt)) {
-    if (!(spec.sparsegpt.percdamp > 0.0 && spec.sparsegpt.percdamp < 1.0)) {
-      return FieldError("sparsegpt.percdamp",
-                        absl::StrCat("must be in (0, 1), got ", spec.sparsegpt.percdamp));
-    }
-    if (spec.sparsegpt.blocksize <= 0) {
-      return FieldError("sparsegpt.blocksize",
-                        absl::StrCat("must be > 0, got ", spec.sparsegpt.blocksize));
-    }
-    if (p.is_nm() && spec.sparsegpt.blocksize % p.m != 0) {
-      return FieldError("sparsegpt.blocksize",
-                        absl::StrCat("must be a multiple of M=", p.m, " for N:M"));
-    }
-  }
-  if (spec.method == Method::kTransAct) {
-    const TransActOptions& t = spec.transact;
-    if (!(t.attn_ratio >= 0.0 && t.attn_ratio < 1.0)) {
-      return FieldError("transact.attn_ratio",
-                        absl::StrCat("must be in [0, 1), got ", t.attn_ratio));
-    }
-    if (!(t.mlp_ratio >= 0.0 && t.mlp_ratio < 1.0)) {
-      return FieldError("transact.mlp_ratio",
-                        absl::StrCat("must be in [0, 1), got ", t.mlp_ratio));
-    }
-    if (t.attn_dim < 0) return FieldError("transact.attn_dim", "must be >= 0");
-    if (t.mlp_dim < 0) return FieldError("transact.mlp_dim", "must be >= 0");
-    if (t.shots < 1 || t.shots > 64) {
-      return FieldError("transact.shots", absl::StrCat("must be in [1, 64], got ", t.shots));
-    }
-  }
-  if (absl::Status s = ValidateData(spec.calibration, "calibration", true); !s.ok()) return s;
-  if (spec.evaluation) {
-    if (absl::Status s = ValidateData(*spec.evaluation, "evaluation", false); !s.ok()) return s;
-  }
-  if (!IsDevice(spec.device)) {
-    return FieldError("device",
-                      absl::StrCat("unknown device ", Quoted(spec.device),
-                                   " (expected cpu, cuda or cuda:N)"));
-  }
-  if (spec.dtype != "auto" && spec.dtype != "float32" && spec.dtype != "float16" &&
-      spec.dtype != "bfloat16") {
-    return FieldError("dtype", absl::StrCat("unknown dtype ", Quoted(spec.dtype),
-                                            " (expected auto, float32, float16 or bfloat16)"));
-  }
-  if (spec.batch_size < 0) return FieldError("batch_size", "must be >= 0");
-  return absl::OkStatus();
+absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
+  return ViolationsToStatus(SpecViolations(spec));
 }
 
 }  // namespace prunerd

@@ -1,29 +1,78 @@
 // File: job_spec.h
 //
-// What a prune job asks for, independent of how it arrived (CLI flags, gRPC JobSpec, JSON).
-// ValidateJobSpec() checks everything that can be checked without touching files and names the
-// offending field in an InvalidArgument ("ratio: must be in [0, 1), got 1.2"). Names for enums
-// are lower-case strings ("wanda", "2:4", "output1") shared by the CLI, the proto mapping and
-// the JSON report.
+// The job spec (prunerd.v1.JobSpec, proto/prunerd/v1/spec.proto) as the engine and every front
+// end use it: the names of its enum values on command lines and in messages, its defaults, and
+// its validation. The proto is the one definition of the spec; this file adds no second copy,
+// only functions over it.
 //
-// Thread-safety: plain values.
+//   ASSIGN_OR_RETURN(v1::Method m, ParseEnum<v1::Method>("wanda", "method"));  // METHOD_WANDA
+//   EnumName(v1::METHOD_SPARSEGPT)                                        // "sparsegpt"
+//   v1::JobSpec spec = WithDefaults(request.spec());   // every default written out
+//   RETURN_IF_ERROR(ValidateJobSpec(spec));            // every bad field, named, at once
+//   SparsityPattern p = PatternOf(spec);               // {ratio 0.5, n 2, m 4}
+//
+// Field names in errors are relative to the spec ("ratio", "barber.tau"); the daemon prefixes
+// them with "spec.".
+//
+// Thread-safety: pure functions.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <string_view>
+#include <vector>
+#include "absl/strings/string_view.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/generated_enum_reflection.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "prunerd/v1/spec.pb.h"
 
 namespace prunerd {
 
-enum class Method { kMagnitude, kWanda, kSparseGpt, kBarber, kTransAct };
-std::string_view MethodName(Method m);  // "magnitude", "wanda", "sparsegpt", "barber", "transact"
-absl::StatusOr<Method> ParseMethod(std::string_view name);
+// ---- Enum names ---------------------------------------------------------------------------
+// An enum value's short name: the value name without the prefix all the enum's values share,
+// in lower case ("METHOD_WANDA" -> "wanda", "DTYPE_BFLOAT16" -> "bfloat16").
+std::string EnumValueShortName(const google::protobuf::EnumDescriptor* type, int value);
+// Parses a short name or a full value name, case-insensitively. InvalidArgument naming `field`
+// and listing the choices (the *_UNSPECIFIED value is not one).
+absl::StatusOr<int> ParseEnumValue(const google::protobuf::EnumDescriptor* type,
+                                   absl::string_view text, absl::string_view field);
+// The short names of the enum's values, UNSPECIFIED excluded, comma-separated: "magnitude,
+// wanda, sparsegpt, barber, transact".
+std::string EnumChoices(const google::protobuf::EnumDescriptor* type);
 
-// Unstructured at `ratio`, or N:M (N zeros in every M consecutive input columns) when m > 0.
+template <typename E>
+std::string EnumName(E value) {
+  return EnumValueShortName(google::protobuf::GetEnumDescriptor<E>(), static_cast<int>(value));
+}
+template <typename E>
+absl::StatusOr<E> ParseEnum(absl::string_view text, absl::string_view field) {
+  absl::StatusOr<int> v = ParseEnumValue(google::protobuf::GetEnumDescriptor<E>(), text, field);
+  if (!v.ok()) return v.status();
+  return static_cast<E>(*v);
+}
+template <typename E>
+std::string EnumChoices() {
+  return EnumChoices(google::protobuf::GetEnumDescriptor<E>());
+}
+// Every value but UNSPECIFIED, in declaration order.
+template <typename E>
+std::vector<E> EnumValues() {
+  std::vector<E> out;
+  const google::protobuf::EnumDescriptor* d = google::protobuf::GetEnumDescriptor<E>();
+  for (int i = 0; i < d->value_count(); ++i) {
+    const std::string& n = d->value(i)->name();
+    if (n.size() >= 12 && n.compare(n.size() - 12, 12, "_UNSPECIFIED") == 0) continue;
+    out.push_back(static_cast<E>(d->value(i)->number()));
+  }
+  return out;
+}
+
+// ---- Sparsity -----------------------------------------------------------------------------
+// The spec's sparsity target as the methods use it: unstructured at `ratio`, or N:M (N zeros in
+// every M consecutive input columns) when m > 0.
 struct SparsityPattern {
   double ratio = 0.5;
   int n = 0;
@@ -31,81 +80,52 @@ struct SparsityPattern {
   bool is_nm() const { return m > 0; }
   double effective_ratio() const { return is_nm() ? double(n) / m : ratio; }
 };
-// "unstructured" / "0.5" style is the ratio; "2:4" is N:M. ToString gives "2:4" or "unstructured".
-absl::StatusOr<SparsityPattern> ParseNM(std::string_view text);  // "2:4" -> {0.5, 2, 4}
+SparsityPattern PatternOf(const v1::JobSpec& spec);
+// "2:4" -> {n: 2, m: 4}; InvalidArgument naming `field` otherwise.
+absl::StatusOr<v1::NMPattern> ParseNMPattern(absl::string_view text, absl::string_view field);
+// "2:4", or "unstructured".
 std::string PatternName(const SparsityPattern& p);
 
-// LLM-Barber (methods.md §5).
-enum class BarberGranularity { kOutput1, kInput1, kLayer, kBlock };
-enum class BarberMetric { kWD, kW, kD };
-std::string_view BarberGranularityName(BarberGranularity g);
-absl::StatusOr<BarberGranularity> ParseBarberGranularity(std::string_view s);
-std::string_view BarberMetricName(BarberMetric m);
-absl::StatusOr<BarberMetric> ParseBarberMetric(std::string_view s);
+// ---- Defaults -----------------------------------------------------------------------------
+inline constexpr int64_t kDefaultCalibrationSamples = 128;
+inline constexpr double kDefaultBarberTau = 0.01;
+inline constexpr double kDefaultPercdamp = 0.01;
+inline constexpr int64_t kDefaultBlocksize = 128;
+inline constexpr double kDefaultTransActRatio = 0.5;
+inline constexpr int32_t kMaxPriority = 1000;
+inline constexpr int kMaxLabels = 32;
+// Hard bounds checked before anything is allocated (the memory planner refines them per model
+// and device): calibration windows, tokens per window, and their product.
+inline constexpr int64_t kMaxCalibrationSamples = 1 << 16;
+inline constexpr int64_t kMaxSeqlen = 1 << 20;
+inline constexpr int64_t kMaxCalibrationTokens = int64_t{1} << 26;
 
-struct BarberOptions {
-  Method init = Method::kWanda;  // magnitude, wanda or sparsegpt
-  double tau = 0.01;             // mask rebuilding ratio, in [0, 1]
-  BarberGranularity granularity = BarberGranularity::kOutput1;
-  BarberMetric metric = BarberMetric::kWD;
-  bool retain_reconstruction = false;  // keep SparseGPT's updated values on kept weights
-  // Precision of the dense block's forward/backward behind the gradient scores: "auto" follows
-  // the compute dtype (float32 → float32 as the reference; float16/bfloat16 → bfloat16
-  // operands), or "float32", "tf32" (CUDA tensor cores, fp32 accumulation), "bfloat16". The
-  // loss and the Σ G² accumulators are fp32 always.
-  std::string grad_precision = "auto";
-  // Measure each block's output MSE after the rebuild (one more forward per block; reported).
-  bool measure_block_mse = true;
+// Label keys: 1-63 characters of [a-z0-9_.-/] (values: up to 256 bytes).
+bool IsValidLabelKey(absl::string_view key);
+
+// The spec with every documented default written out (barber.init wanda, tau 0.01, percdamp
+// 0.01, blocksize 128, transact ratios 0.5 and 1 shot, 128 calibration windows), so that the
+// engine reads values, never "unset means". Options of methods the job does not use are
+// cleared. Idempotent.
+v1::JobSpec WithDefaults(v1::JobSpec spec);
+
+// True when the method reads calibration activations (all but magnitude).
+bool UsesCalibration(v1::Method method);
+// True when SparseGPT's options apply (sparsegpt, or barber with init sparsegpt).
+bool UsesSparseGpt(const v1::JobSpec& spec);
+
+// ---- Validation ---------------------------------------------------------------------------
+struct FieldViolation {
+  std::string field;        // "ratio", "barber.tau", "calibration.num_samples"
+  std::string description;  // "must be in [0, 1), got 1.2"
 };
-
-struct SparseGptOptions {
-  double percdamp = 0.01;
-  int64_t blocksize = 128;
-};
-
-// TransAct (methods.md §6). Targets: either ratios of the module sizes (fraction removed) or
-// explicit dims; a dim > 0 wins over the ratio.
-enum class GqaMode { kKvGroups, kQueryHeads };
-std::string_view GqaModeName(GqaMode g);  // "kv_groups", "query_heads"
-absl::StatusOr<GqaMode> ParseGqaMode(std::string_view s);
-
-struct TransActOptions {
-  double attn_ratio = 0.5;   // fraction of the attention dim (heads * head_dim) removed
-  double mlp_ratio = 0.5;    // fraction of the MLP intermediate size removed
-  int64_t attn_dim = 0;      // explicit target attention dim (query heads * head_dim)
-  int64_t mlp_dim = 0;       // explicit target MLP intermediate size
-  int shots = 1;             // iterative schedule, re-scoring between shots
-  GqaMode gqa_mode = GqaMode::kKvGroups;
-};
-
-// A text / jsonl / pre-tokenized file (text_data.h).
-struct DataSpec {
-  std::string path;
-  int64_t num_samples = 128;  // calibration windows (ignored for evaluation)
-  int64_t seqlen = 0;         // tokens per window; 0 = min(2048, max_position_embeddings)
-  uint64_t seed = 0;
-  int64_t max_windows = 0;    // evaluation: 0 = all windows
-};
-
-struct PruneJobSpec {
-  std::string model_path;      // Hugging Face directory or llama2.c .bin
-  std::string tokenizer_path;  // "" = the model's own
-  Method method = Method::kWanda;
-  SparsityPattern pattern;
-  BarberOptions barber;
-  SparseGptOptions sparsegpt;
-  TransActOptions transact;
-  DataSpec calibration;
-  std::optional<DataSpec> evaluation;  // perplexity before and after when set
-  bool eval_dense = true;              // also evaluate the unpruned model
-  bool eval_calibration = true;        // perplexity on the calibration windows before/after
-  std::string device = "cpu";          // "cpu", "cuda", "cuda:N"
-  std::string dtype = "auto";          // compute/storage dtype of the layers: auto (model's; fp32 on cpu), float32, float16, bfloat16
-  int64_t batch_size = 0;              // calibration sequences per forward; 0 = automatic
-  std::string output_dir;              // where the pruned model goes; "" = not written
-};
-
-// InvalidArgument naming the field. Does not touch the filesystem.
-absl::Status ValidateJobSpec(const PruneJobSpec& spec);
+// Everything wrong with the spec's values that can be found without touching files, in field
+// order. Defaults apply to unset fields (the spec need not have been through WithDefaults).
+std::vector<FieldViolation> SpecViolations(const v1::JobSpec& spec);
+// InvalidArgument listing every violation ("ratio: must be ...; barber.tau: ..."), each field
+// prefixed with `prefix` ("spec."); OK when there is none.
+absl::Status ViolationsToStatus(const std::vector<FieldViolation>& violations,
+                                absl::string_view prefix = "");
+absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
 }  // namespace prunerd

@@ -166,6 +166,12 @@ bool ArgParser::WasSet(std::string_view name) const {
   return false;
 }
 
+std::vector<std::string> ArgParser::OptionNames() const {
+  std::vector<std::string> names;
+  for (const Option& o : options_) names.push_back(o.name);
+  return names;
+}
+
 std::string ArgParser::Help() const {
   std::ostringstream out;
   out << "usage: " << command_ << " [options]\n\n" << description_ << "\n\noptions:\n";

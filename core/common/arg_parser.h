@@ -51,6 +51,8 @@ class ArgParser {
   bool WasSet(std::string_view name) const;
   const std::vector<std::string>& positional() const { return positional_; }
   std::string Help() const;
+  // The registered option names (without "--"), in registration order.
+  std::vector<std::string> OptionNames() const;
 
  private:
   struct Option {

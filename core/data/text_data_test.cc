@@ -1,8 +1,6 @@
 // Corpora, windows and calibration sampling. Most cases use a tokenizer with one token per byte
 // (id = byte + 3, BOS = 1) so that every count and every window can be cut by hand; the
 // WikiText-2 protocol is also checked on a real text against SentencePiece's own ids.
-#include "core/data/text_data.h"
-
 #include <stdlib.h>
 
 #include <algorithm>
@@ -12,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "core/data/text_data.h"
 #include "core/io/safetensors.h"
+#include "core/testing/temp_dir.h"
 #include "core/testing/test_data.h"
 #include "core/tokenizer/spm_oracle.h"
 #include "gmock/gmock.h"
@@ -46,16 +46,12 @@ class ByteTokenizer : public Tokenizer {
 class TextDataTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "prunerd-data-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.path();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Write(const std::string& name, const std::string& contents) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
+    return tmp_.Write(name, contents);
   }
   template <typename Int>
   std::string WriteIds(const std::string& name, DType dtype, std::vector<int64_t> shape,
@@ -70,6 +66,7 @@ class TextDataTest : public ::testing::Test {
   std::string Message(const absl::Status& s) { return std::string(s.message()); }
 
   ByteTokenizer tok_;
+  TempDir tmp_;
   std::string dir_;
 };
 

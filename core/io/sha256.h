@@ -1,7 +1,8 @@
 // File: sha256.h
 //
-// SHA-256 (OpenSSL's libcrypto) for artifact integrity: the daemon hashes every artifact once
-// when a job finishes, and prunectl checks downloads against it.
+// SHA-256 (OpenSSL's libcrypto): artifact integrity (the daemon hashes every artifact once when
+// a job finishes, prunectl checks downloads against it) and the provenance hashes of a job's
+// report (model files, tokenizer, calibration data and tokens).
 //
 //   Sha256 h;
 //   h.Update(chunk1);

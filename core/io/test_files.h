@@ -1,8 +1,8 @@
 // File: test_files.h
 //
-// Test-only helpers for the model-io tests: a self-deleting temporary directory, whole-file
-// read/write without any of the code under test, and the location of the shared test data
-// ($PRUNERD_TEST_DATA, else ../shared/data beside the source tree).
+// Test-only helpers for the model-io tests: whole-file read/write without any of the code under
+// test and little-endian encodings; the temporary directory and the shared data's location are
+// core/testing's (temp_dir.h, test_data.h), named here for these tests.
 //
 //   TempDir tmp;
 //   WriteBytes(tmp.path() + "/x.safetensors", bytes);
@@ -19,29 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "core/io/remove_tree.h"
+#include "core/testing/temp_dir.h"
+#include "core/testing/test_data.h"
 
 namespace prunerd::testing {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "prunerd-test-XXXXXX").string();
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    path_ = ::mkdtemp(buf.data()) != nullptr ? buf.data() : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) (void)RemoveTree(path_);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ::prunerd::TempDir;
+using ::prunerd::TestDataDir;
 
 inline void WriteBytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -53,18 +37,6 @@ inline std::string ReadBytes(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-inline std::string TestDataDir() {
-  if (const char* env = ::getenv("PRUNERD_TEST_DATA"); env != nullptr && *env != '\0') return env;
-  if (const char* src = ::getenv("PRUNERD_SOURCE_DIR"); src != nullptr && *src != '\0') {
-    return std::string(src) + "/../shared/data";
-  }
-#ifdef PRUNERD_DEFAULT_TEST_DATA
-  return PRUNERD_DEFAULT_TEST_DATA;
-#else
-  return "../shared/data";
-#endif
 }
 
 // Little-endian encodings, for building files by hand.

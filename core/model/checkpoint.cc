@@ -200,6 +200,9 @@ absl::Status CheckpointLoader::LoadHuggingFace(const std::string& dir, Checkpoin
   }
   RETURN_IF_ERROR(ValidateTensors(ckpt->config_, ckpt->tensors_, dir));
 
+  ckpt->source_files_.push_back(config_path);
+  if (IsRegularFile(index_path)) ckpt->source_files_.push_back(index_path.string());
+  for (const auto& shard : ckpt->shards_) ckpt->source_files_.push_back(shard->path());
   for (const char* name : kAuxiliaryFiles) {
     if (IsRegularFile(root / name)) ckpt->auxiliary_files_.push_back((root / name).string());
   }
@@ -217,6 +220,7 @@ absl::Status CheckpointLoader::LoadLlama2c(const std::string& path, Checkpoint* 
     ckpt->owned_.push_back(std::move(tensor));
   }
   RETURN_IF_ERROR(ValidateTensors(ckpt->config_, ckpt->tensors_, path));
+  ckpt->source_files_.push_back(path);
   ckpt->tokenizer_path_ = FindLlama2cTokenizer(path);
   if (!ckpt->tokenizer_path_.empty()) ckpt->auxiliary_files_.push_back(ckpt->tokenizer_path_);
   return absl::OkStatus();

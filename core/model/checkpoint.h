@@ -60,6 +60,9 @@ class Checkpoint {
   // Files to copy next to a derived model (tokenizer.model, tokenizer_config.json,
   // tokenizer.json, special_tokens_map.json, generation_config.json when present).
   const std::vector<std::string>& auxiliary_files() const { return auxiliary_files_; }
+  // The files the config and weights were read from: config.json, the shard index and the
+  // shards in order (Hugging Face), or the .bin (llama2.c).
+  const std::vector<std::string>& source_files() const { return source_files_; }
 
  private:
   Checkpoint() = default;
@@ -74,6 +77,7 @@ class Checkpoint {
   std::vector<HostTensor> owned_;
   std::string tokenizer_path_;
   std::vector<std::string> auxiliary_files_;
+  std::vector<std::string> source_files_;
 };
 
 // Checks that `ckpt`-like tensor maps hold every tensor `config` requires, with the right
