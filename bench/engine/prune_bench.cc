@@ -2,16 +2,19 @@
 // (RunPruneJob, exactly what `prunerd oneshot` and the daemon run) and prints a table of
 // time, peak memory, sparsity and perplexity; --json writes every job report.
 //
-//   prune_bench --model DIR --calib valid.txt --nsamples 128 --seqlen 2048 --device cuda
-//     --configs wanda/0.5,sparsegpt/0.5,barber:wanda@0.01/0.5 --json out.json
+//   prune_bench --model DIR --calib-file valid.txt --calib-samples 128 --calib-seqlen 2048
+//     --skip-calib-eval --device cuda --configs wanda/0.5,sparsegpt/0.5,barber:wanda@0.01/0.5
+//     --json out.json
 //
-// A config is METHOD[:INIT][@TAU]/PATTERN where PATTERN is a ratio (0.5) or N:M (2:4), and
+// The spec flags are prunectl submit's (core/api/spec_flags.h); a config then sets the method
+// and target: METHOD[:INIT][@TAU]/PATTERN where PATTERN is a ratio (0.5) or N:M (2:4), and
 // METHOD transact takes ATTN,MLP ratios as the pattern (transact/0.25,0.25).
-// With --eval, the dense perplexity is measured once (first config) and reused.
+// With an evaluation set, the dense perplexity is measured once (first config) and reused.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -20,69 +23,65 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
+#include "core/api/proto_json.h"
+#include "core/api/report.h"
+#include "core/api/spec_flags.h"
 #include "core/common/arg_parser.h"
+#include "core/common/status_macros.h"
 
 namespace prunerd {
 namespace {
 
-absl::StatusOr<PruneJobSpec> ParseConfig(const std::string& text, PruneJobSpec base) {
+absl::StatusOr<v1::JobSpec> ParseConfig(const std::string& text, v1::JobSpec base) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
   if (parts.size() != 2) {
     return absl::InvalidArgumentError(absl::StrCat("config \"", text, "\": expected METHOD/PATTERN"));
   }
   std::string head = parts[0];
   if (size_t at = head.find('@'); at != std::string::npos) {
-    if (!absl::SimpleAtod(head.substr(at + 1), &base.barber.tau)) {
+    double tau = 0;
+    if (!absl::SimpleAtod(head.substr(at + 1), &tau)) {
       return absl::InvalidArgumentError(absl::StrCat("config \"", text, "\": bad tau"));
     }
+    base.mutable_barber()->set_tau(tau);
     head = head.substr(0, at);
   }
   if (size_t colon = head.find(':'); colon != std::string::npos) {
-    auto init = ParseMethod(head.substr(colon + 1));
-    if (!init.ok()) return init.status();
-    base.barber.init = *init;
+    ASSIGN_OR_RETURN(v1::Method init, ParseEnum<v1::Method>(head.substr(colon + 1), "init"));
+    base.mutable_barber()->set_init(init);
     head = head.substr(0, colon);
   }
-  auto method = ParseMethod(head);
-  if (!method.ok()) return method.status();
-  base.method = *method;
+  ASSIGN_OR_RETURN(v1::Method method, ParseEnum<v1::Method>(head, "method"));
+  base.set_method(method);
   const std::string& pat = parts[1];
-  if (base.method == Method::kTransAct) {
+  if (method == v1::METHOD_TRANSACT) {
     std::vector<std::string> r = absl::StrSplit(pat, ',');
-    if (r.size() != 2 || !absl::SimpleAtod(r[0], &base.transact.attn_ratio) ||
-        !absl::SimpleAtod(r[1], &base.transact.mlp_ratio)) {
+    double attn = 0, mlp = 0;
+    if (r.size() != 2 || !absl::SimpleAtod(r[0], &attn) || !absl::SimpleAtod(r[1], &mlp)) {
       return absl::InvalidArgumentError(absl::StrCat("config \"", text,
                                                      "\": transact needs ATTN,MLP ratios"));
     }
+    base.mutable_transact()->set_attn_ratio(attn);
+    base.mutable_transact()->set_mlp_ratio(mlp);
   } else if (pat.find(':') != std::string::npos) {
-    auto nm = ParseNM(pat);
-    if (!nm.ok()) return nm.status();
-    base.pattern = *nm;
-  } else if (!absl::SimpleAtod(pat, &base.pattern.ratio)) {
-    return absl::InvalidArgumentError(absl::StrCat("config \"", text, "\": bad ratio"));
+    ASSIGN_OR_RETURN(*base.mutable_pattern(), ParseNMPattern(pat, "pattern"));
+  } else {
+    double ratio = 0;
+    if (!absl::SimpleAtod(pat, &ratio)) {
+      return absl::InvalidArgumentError(absl::StrCat("config \"", text, "\": bad ratio"));
+    }
+    base.set_ratio(ratio);
   }
   return base;
 }
 
 int Main(int argc, char** argv) {
-  PruneJobSpec base;
-  std::string configs = "magnitude/0.5,wanda/0.5", eval_path, json_path, label;
-  int64_t eval_seqlen = 0, max_windows = 0, seed = 0;
-  bool calib_ppl = false;
+  std::string configs = "magnitude/0.5,wanda/0.5", json_path, label, device = "cpu";
   ArgParser p("prune_bench", "Times pruning configurations end to end (see the file comment).");
-  p.AddString("model", &base.model_path, "model directory or llama2.c .bin", true);
-  p.AddString("calib", &base.calibration.path, "calibration data", true);
-  p.AddInt("nsamples", &base.calibration.num_samples, "calibration windows");
-  p.AddInt("seqlen", &base.calibration.seqlen, "calibration window length (0 = auto)");
-  p.AddInt("seed", &seed, "calibration seed");
+  SpecFlags spec_flags(p);
   p.AddString("configs", &configs, "comma-separated METHOD[:INIT][@TAU]/PATTERN list");
-  p.AddString("eval", &eval_path, "evaluation text (perplexity before/after)");
-  p.AddInt("eval-seqlen", &eval_seqlen, "evaluation window length (0 = auto)");
-  p.AddInt("max-windows", &max_windows, "evaluation windows (0 = all)");
-  p.AddBool("calib-ppl", &calib_ppl, "also measure perplexity on the calibration windows");
-  p.AddString("device", &base.device, "cpu, cuda or cuda:N");
-  p.AddString("dtype", &base.dtype, "auto, float32, float16 or bfloat16");
-  p.AddInt("batch-size", &base.batch_size, "sequences per forward (0 = auto)");
+  p.AddString("device", &device, "cpu, cuda or cuda:N");
   p.AddString("label", &label, "a name for this run in the JSON");
   p.AddString("json", &json_path, "write results here");
   if (absl::Status s = p.Parse(argc - 1, argv + 1); !s.ok()) {
@@ -93,13 +92,18 @@ int Main(int argc, char** argv) {
     std::cout << p.Help();
     return 0;
   }
-  base.calibration.seed = static_cast<uint64_t>(seed);
-  base.eval_calibration = calib_ppl;
-  if (!eval_path.empty()) {
-    base.evaluation = DataSpec{.path = eval_path, .seqlen = eval_seqlen, .max_windows = max_windows};
+  v1::JobSpec base;
+  if (absl::Status s = spec_flags.ApplyTo(&base); !s.ok()) {
+    std::cerr << s << "\n";
+    return 2;
+  }
+  // The benchmark runs files, as `prunerd oneshot` resolves them.
+  if (base.calibration().source_case() != v1::DataSource::kUri) {
+    std::cerr << "prune_bench: --calib-file is required\n";
+    return 2;
   }
   nlohmann::json results = nlohmann::json::array();
-  double ppl_dense = 0;
+  std::optional<double> ppl_dense;
   std::printf("%-26s %-12s %9s %9s %10s %9s %10s %10s\n", "config", "pattern", "sparsity",
               "prune_s", "peak_GiB", "host_GiB", "ppl_dense", "ppl_pruned");
   // transact's "a,b" pattern contains a comma: re-join it with the next piece.
@@ -119,9 +123,9 @@ int Main(int argc, char** argv) {
       std::cerr << spec.status() << "\n";
       return 2;
     }
-    spec->eval_dense = spec->evaluation.has_value() && ppl_dense == 0;
+    if (ppl_dense) spec->set_skip_dense_eval(true);
     const auto start = std::chrono::steady_clock::now();
-    auto r = RunPruneJob(*spec, nullptr);
+    auto r = RunPruneJob(*spec, RunOptions{.device = device}, nullptr);
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r.ok()) {
@@ -129,26 +133,26 @@ int Main(int argc, char** argv) {
       results.push_back({{"config", item}, {"error", r.status().ToString()}});
       continue;
     }
-    if (r->ppl_dense > 0) ppl_dense = r->ppl_dense;
-    nlohmann::json rep = nlohmann::json::parse(r->report_json);
-    const double prune_s = rep["timing"]["prune_seconds"].get<double>();
-    const double peak = rep["memory"]["peak_device_bytes"].get<double>() / (1 << 30);
-    const double host = rep["memory"]["peak_host_bytes"].get<double>() / (1 << 30);
+    const ReportSummary summary = SummarizeReport(*r);
+    if (summary.perplexity_dense) ppl_dense = summary.perplexity_dense;
+    const double prune_s = r->timing().prune_seconds();
+    const double peak = double(r->memory().peak_device_bytes()) / (1 << 30);
+    const double host = double(r->memory().peak_host_bytes()) / (1 << 30);
     std::printf("%-26s %-12s %9.4f %9.2f %10.2f %9.2f %10.4f %10.4f\n", item.c_str(),
-                rep["spec"]["pattern"].get<std::string>().c_str(), r->sparsity, prune_s, peak,
-                host, ppl_dense, r->ppl_pruned);
+                PatternName(PatternOf(r->spec())).c_str(), summary.sparsity, prune_s, peak, host,
+                ppl_dense.value_or(0), summary.perplexity_pruned.value_or(0));
     std::fflush(stdout);
-    results.push_back({{"config", item}, {"wall_seconds", wall}, {"report", rep},
-                       {"ppl_dense", ppl_dense}, {"ppl_pruned", r->ppl_pruned}});
+    results.push_back({{"config", item},
+                       {"wall_seconds", wall},
+                       {"report", nlohmann::json::parse(ProtoToJson(*r))},
+                       {"ppl_dense", ppl_dense.value_or(0)},
+                       {"ppl_pruned", summary.perplexity_pruned.value_or(0)}});
   }
   if (!json_path.empty()) {
     nlohmann::json out = {{"label", label},
-                          {"model", base.model_path},
-                          {"device", base.device},
-                          {"dtype", base.dtype},
-                          {"calibration", {{"path", base.calibration.path},
-                                           {"nsamples", base.calibration.num_samples},
-                                           {"seqlen", base.calibration.seqlen}}},
+                          {"model", base.model()},
+                          {"device", device},
+                          {"spec", nlohmann::json::parse(ProtoToJson(base))},
                           {"torch", TorchVersion()},
                           {"results", results}};
     std::ofstream(json_path) << out.dump(2) << "\n";

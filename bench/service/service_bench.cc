@@ -32,13 +32,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "core/common/arg_parser.h"
+#include "core/testing/temp_dir.h"
 #include "nlohmann/json.hpp"
 #include "prunerd/v1/service.grpc.pb.h"
 #include "server/daemon.h"
 #include "server/proto_time.h"
 #include "server/sqlite_job_store.h"
 #include "server/testing/fake_job_runner.h"
-#include "server/testing/temp_dir.h"
 
 namespace prunerd {
 namespace {
@@ -82,7 +82,7 @@ double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 v1::JobSpec Spec() {
   v1::JobSpec s;
   s.set_model("tiny.bin");
-  s.set_method("wanda");
+  s.set_method(v1::METHOD_WANDA);
   s.set_ratio(0.5);
   s.mutable_calibration()->set_dataset("wiki");
   s.mutable_calibration()->set_num_samples(128);
@@ -110,13 +110,26 @@ void Populate(const std::string& db, int jobs, std::vector<std::string>* ids) {
     auto c = (*store)->Create(job, ev, "hash");
     if (!c.ok()) std::exit(1);
     (void)(*store)->Update(job.id(), [](v1::Job& j, v1::JobEvent& e) {
+      j.set_state(v1::JOB_STATE_RUNNING);  // the store allows no QUEUED -> SUCCEEDED
+      return absl::OkStatus();
+    });
+    (void)(*store)->Update(job.id(), [](v1::Job& j, v1::JobEvent& e) {
       j.set_state(v1::JOB_STATE_SUCCEEDED);
       SetTimestamp(j.mutable_end_time(), absl::Now());
       v1::JobResult* r = j.mutable_result();
       r->set_sparsity(0.5);
       r->set_perplexity_dense(5.68);
       r->set_perplexity_pruned(7.26);
-      r->set_report_json(std::string(6000, 'r'));  // reports are a few KiB
+      // Reports are a few KiB: a 7B model's per-matrix sparsity (32 layers x 7 matrices).
+      v1::SparsityReport* sp = r->mutable_report()->mutable_sparsity_detail();
+      for (int m = 0; m < 32 * 7; ++m) {
+        v1::MatrixSparsity* x = sp->add_per_matrix();
+        x->set_layer(m / 7);
+        x->set_proj("gate_proj");
+        x->set_zeros(5636096);
+        x->set_numel(11272192);
+        x->set_sparsity(0.5);
+      }
       for (const char* n :
            {"model/config.json", "model/model.safetensors", "report.json", "events.jsonl"}) {
         v1::Artifact* a = r->add_artifacts();

@@ -33,6 +33,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
+#include "core/api/proto_json.h"
 #include "core/common/arg_parser.h"
 #include "core/common/status_macros.h"
 #include "core/engine/cuda_util.h"
@@ -162,7 +164,8 @@ json TimingJson(const std::vector<Timing>& ts) {
 
 absl::Status Run(const Args& a) {
   ASSIGN_OR_RETURN(at::Device device, ParseDevice(a.device));
-  ASSIGN_OR_RETURN(GqaMode mode, ParseGqaMode(a.gqa_mode));
+  ASSIGN_OR_RETURN(v1::GqaMode mode, ParseEnum<v1::GqaMode>(a.gqa_mode, "--gqa-mode"));
+  ASSIGN_OR_RETURN(v1::DType want_dtype, ParseEnum<v1::DType>(a.dtype, "--dtype"));
   std::vector<int64_t> batches;
   for (absl::string_view s : absl::StrSplit(a.batches, ',', absl::SkipEmpty())) {
     int64_t b;
@@ -177,7 +180,7 @@ absl::Status Run(const Args& a) {
   std::shared_ptr<const Checkpoint> ckpt(std::move(opened));
   ASSIGN_OR_RETURN(LlamaModel dense, LoadLlama(ckpt));
   ASSIGN_OR_RETURN(at::ScalarType dtype,
-                   ResolveComputeDType(a.dtype, dense.config.torch_dtype, device));
+                   ResolveComputeDType(want_dtype, dense.config.torch_dtype, device));
   if (a.calib_seqlen > dense.config.max_position_embeddings ||
       a.prefill > dense.config.max_position_embeddings) {
     return absl::InvalidArgumentError("--calib-seqlen / --prefill exceed max_position_embeddings");
@@ -210,14 +213,15 @@ absl::Status Run(const Args& a) {
   at::manual_seed(a.seed);
   const at::Tensor calib =
       at::randint(3, dense.config.vocab_size, {a.calib_samples, a.calib_seqlen}, at::kLong);
-  TransActOptions opts{.attn_ratio = a.attn_ratio,
-                       .mlp_ratio = a.mlp_ratio,
-                       .attn_dim = a.attn_dim,
-                       .mlp_dim = a.mlp_dim,
-                       .shots = static_cast<int>(a.shots),
-                       .gqa_mode = mode};
+  v1::TransActOptions opts;
+  opts.set_attn_ratio(a.attn_ratio);
+  opts.set_mlp_ratio(a.mlp_ratio);
+  opts.set_attn_dim(a.attn_dim);
+  opts.set_mlp_dim(a.mlp_dim);
+  opts.set_shots(static_cast<int32_t>(a.shots));
+  opts.set_gqa_mode(mode);
   ForwardOptions fwd{.device = device, .dtype = dtype, .batch_size = a.calib_batch};
-  absl::StatusOr<json> details;
+  absl::StatusOr<v1::TransActReport> details;
   Synchronize(device);
   const auto p0 = Clock::now();
   s = TorchCall("transact", [&] { details = TransActPrune(sliced, calib, opts, fwd, nullptr); });
@@ -234,15 +238,16 @@ absl::Status Run(const Args& a) {
   RETURN_IF_ERROR(s);
 
   // Report.
-  const json& stages = (*details)["timing"]["stages"];
+  const json report = json::parse(ProtoToJson(*details));
+  const json& stages = report["stage_seconds"];
   std::printf("\nscoring + slicing: %lld x %lld calibration tokens, batch %lld, %.2f s total\n",
-              (long long)a.calib_samples, (long long)a.calib_seqlen,
-              (long long)(*details)["batch"].get<int64_t>(), prune_s);
+              (long long)a.calib_samples, (long long)a.calib_seqlen, (long long)details->batch(),
+              prune_s);
   for (const auto& [stage, secs] : stages.items()) {
     std::printf("  %-8s %8.3f s\n", stage.c_str(), secs.get<double>());
   }
   std::printf("  peak device memory %.2f GiB\n",
-              (*details)["peak_device_bytes"].get<int64_t>() / double(1 << 30));
+              double(details->peak_device_bytes()) / double(1 << 30));
   auto row = [](const char* name, const LlamaConfig& c) {
     std::printf(
         "%-7s heads %3lld / KV %3lld, d_ff %6lld, %8.3f B params, KV cache %7lld "
@@ -287,9 +292,9 @@ absl::Status Run(const Args& a) {
                   {"shots", a.shots}}},
                 {"prune_seconds", prune_s},
                 {"prune_stages", stages},
-                {"prune_peak_device_bytes", (*details)["peak_device_bytes"]},
-                {"dense", (*details)["dense"]},
-                {"pruned", (*details)["pruned"]},
+                {"prune_peak_device_bytes", details->peak_device_bytes()},
+                {"dense", report["dense"]},
+                {"pruned", report["pruned"]},
                 {"forward",
                  {{"prefill", a.prefill},
                   {"warmup", a.warmup},

@@ -15,32 +15,6 @@
 
 namespace prunerd {
 
-absl::StatusOr<LoadedModel> OpenModel(const std::string& model_path,
-                                      const std::string& tokenizer_path) {
-  LoadedModel out;
-  ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, Checkpoint::Open(model_path));
-  out.checkpoint = std::move(ckpt);
-  out.tokenizer_path = tokenizer_path.empty() ? out.checkpoint->tokenizer_path() : tokenizer_path;
-  if (out.tokenizer_path.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tokenizer: no tokenizer.model found for model ", model_path,
-                     "; pass a tokenizer path"));
-  }
-  ASSIGN_OR_RETURN(out.tokenizer, Tokenizer::Load(out.tokenizer_path));
-  if (out.tokenizer->vocab_size() > out.checkpoint->config().vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tokenizer: ", out.tokenizer_path, " has ", out.tokenizer->vocab_size(),
-        " pieces but the model's vocabulary has ", out.checkpoint->config().vocab_size));
-  }
-  absl::Status s = TorchCall("load model", [&] {
-    auto m = LoadLlama(out.checkpoint);
-    if (m.ok()) out.model = std::move(*m);
-    else throw std::runtime_error(std::string(m.status().message()));
-  });
-  RETURN_IF_ERROR(s);
-  return out;
-}
-
 absl::StatusOr<EvalResult> EvaluatePerplexity(const EvalSpec& spec,
                                               const ProgressCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
@@ -55,8 +29,18 @@ absl::StatusOr<EvalResult> EvaluatePerplexity(const EvalSpec& spec,
   ASSIGN_OR_RETURN(LoadedModel lm, OpenModel(spec.model_path, spec.tokenizer_path));
   ASSIGN_OR_RETURN(at::ScalarType dtype,
                    ResolveComputeDType(spec.dtype, lm.model.config.torch_dtype, device));
-  if (progress && !progress(Progress{.stage = "load", .fraction = 0.0,
-                                     .message = "model and tokenizer loaded"})) {
+  auto report = [&](v1::Stage stage, int64_t layer, int64_t layers, double fraction,
+                    std::string message) {
+    if (!progress) return true;
+    v1::EngineProgress p;
+    p.set_stage(stage);
+    p.set_layer(layer);
+    p.set_layers(layers);
+    p.set_fraction(fraction);
+    p.set_message(std::move(message));
+    return progress(p);
+  };
+  if (!report(v1::STAGE_LOAD, 0, 0, 0.0, "model and tokenizer loaded")) {
     return absl::CancelledError("cancelled");
   }
   ASSIGN_OR_RETURN(TokenizedCorpus corpus, LoadCorpus(spec.data_path, lm.tokenizer.get(),
@@ -78,12 +62,8 @@ absl::StatusOr<EvalResult> EvaluatePerplexity(const EvalSpec& spec,
   ForwardOptions opts{.device = device, .dtype = dtype, .batch_size = spec.batch_size};
   const int64_t layers = lm.model.config.num_hidden_layers;
   LayerProgress on_layer = [&](int64_t layer, int64_t n) {
-    if (!progress) return true;
-    return progress(Progress{.stage = "eval",
-                             .layer = layer,
-                             .layers = layers,
-                             .fraction = double(layer + 1) / double(n + 1),
-                             .message = absl::StrCat("layer ", layer + 1, "/", n)});
+    return report(v1::STAGE_EVAL_DENSE, layer, layers, double(layer + 1) / double(n + 1),
+                  absl::StrCat("layer ", layer + 1, "/", n));
   };
   absl::StatusOr<std::vector<double>> nll;
   RETURN_IF_ERROR(TorchCall("evaluation", [&] {
@@ -102,9 +82,19 @@ absl::StatusOr<EvalResult> EvaluatePerplexity(const EvalSpec& spec,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ReleaseDeviceCache(device);
   if (progress) {
-    progress(Progress{.stage = "eval", .layer = layers, .layers = layers, .fraction = 1.0,
-                      .message = "done", .perplexity = result.perplexity,
-                      .perplexity_label = "eval"});
+    v1::EngineProgress p;
+    p.set_stage(v1::STAGE_DONE);
+    p.set_layer(layers);
+    p.set_layers(layers);
+    p.set_fraction(1.0);
+    p.set_message("done");
+    v1::Evaluation* e = p.mutable_evaluation();
+    e->set_target(v1::EVAL_TARGET_DENSE);
+    e->set_perplexity(result.perplexity);
+    e->set_windows(result.windows);
+    e->set_seqlen(result.seqlen);
+    e->set_seconds(result.seconds);
+    progress(p);
   }
   return result;
 }

@@ -23,10 +23,10 @@ EvalSpec StoriesSpec() {
 TEST(EvaluatePerplexityTest, ReportsWindowsAndProgress) {
   int calls = 0;
   double last_fraction = -1;
-  auto r = EvaluatePerplexity(StoriesSpec(), [&](const Progress& p) {
+  auto r = EvaluatePerplexity(StoriesSpec(), [&](const v1::EngineProgress& p) {
     ++calls;
-    EXPECT_GE(p.fraction, last_fraction);
-    last_fraction = p.fraction;
+    EXPECT_GE(p.fraction(), last_fraction);
+    last_fraction = p.fraction();
     return true;
   });
   ASSERT_TRUE(r.ok()) << r.status();
@@ -44,7 +44,8 @@ TEST(EvaluatePerplexityTest, ReportsWindowsAndProgress) {
 
 TEST(EvaluatePerplexityTest, CancelStopsWithCancelled) {
   int calls = 0;
-  auto r = EvaluatePerplexity(StoriesSpec(), [&](const Progress& p) { return ++calls < 3; });
+  auto r =
+      EvaluatePerplexity(StoriesSpec(), [&](const v1::EngineProgress&) { return ++calls < 3; });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
   EXPECT_EQ(calls, 3);
 }

@@ -81,20 +81,26 @@ absl::StatusOr<at::Device> ParseDevice(const std::string& device) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
-absl::StatusOr<at::ScalarType> ResolveComputeDType(const std::string& dtype, DType model_dtype,
+absl::StatusOr<at::ScalarType> ResolveComputeDType(v1::DType dtype, DType model_dtype,
                                                    const at::Device& device) {
-  if (dtype == "auto") {
-    if (device.is_cpu()) return at::kFloat;
-    if (model_dtype == DType::kF16 || model_dtype == DType::kBF16) {
-      return ToScalarType(model_dtype);
-    }
-    return at::kFloat;
+  switch (dtype) {
+    case v1::DTYPE_AUTO:
+      if (device.is_cpu()) return at::kFloat;
+      if (model_dtype == DType::kF16 || model_dtype == DType::kBF16) {
+        return ToScalarType(model_dtype);
+      }
+      return at::kFloat;
+    case v1::DTYPE_FLOAT32: return at::kFloat;
+    case v1::DTYPE_FLOAT16:
+      if (device.is_cpu()) {
+        return absl::InvalidArgumentError(
+            "dtype: float16 is not supported on the CPU (use float32, bfloat16 or auto)");
+      }
+      return at::kHalf;
+    case v1::DTYPE_BFLOAT16: return at::kBFloat16;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("dtype: unknown dtype ", int(dtype)));
   }
-  if (dtype == "float32" || dtype == "fp32") return at::kFloat;
-  if (dtype == "float16" || dtype == "fp16") return at::kHalf;
-  if (dtype == "bfloat16" || dtype == "bf16") return at::kBFloat16;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "dtype: unknown dtype \"", dtype, "\" (expected auto, float32, float16 or bfloat16)"));
 }
 
 absl::Status StatusFromException(const std::exception& e, const std::string& what) {

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/io/tensor_view.h"
+#include "prunerd/v1/spec.pb.h"
 
 namespace prunerd {
 
@@ -32,8 +33,9 @@ TensorView ViewOf(const at::Tensor& cpu_contiguous);
 // "cpu", "cuda", "cuda:N". InvalidArgument for other spellings, FailedPrecondition when CUDA
 // is asked for and not available (or N is out of range).
 absl::StatusOr<at::Device> ParseDevice(const std::string& device);
-// "float32" / "float16" / "bfloat16"; "auto" = `model_dtype` on CUDA, float32 on CPU.
-absl::StatusOr<at::ScalarType> ResolveComputeDType(const std::string& dtype, DType model_dtype,
+// The compute dtype of a job: DTYPE_AUTO = `model_dtype` on CUDA (fp16/bf16 checkpoints),
+// float32 otherwise. InvalidArgument for float16 on the CPU (not supported there).
+absl::StatusOr<at::ScalarType> ResolveComputeDType(v1::DType dtype, DType model_dtype,
                                                    const at::Device& device);
 
 // Translates an exception from libtorch: out-of-memory → ResourceExhausted, anything else →

@@ -18,7 +18,6 @@ namespace prunerd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using json = nlohmann::json;
 
 template <typename Fn>
 void Timed(const at::Device& device, double* seconds, Fn&& fn) {
@@ -35,40 +34,38 @@ std::vector<at::Tensor> ZeroAccumulators(const LayerWeights& w, const std::vecto
   return acc;
 }
 
-json CountsJson(const RebuildCounts& c) {
-  return {{"groups", c.groups},
-          {"groups_changed", c.groups_changed},
-          {"profitable_swaps", c.profitable},
-          {"swaps", c.swaps},
-          {"reference_threshold_differences", c.reference_differences}};
+void SetCounts(const RebuildCounts& c, v1::RebuildCounts* out) {
+  out->set_groups(c.groups);
+  out->set_groups_changed(c.groups_changed);
+  out->set_profitable_swaps(c.profitable);
+  out->set_swaps(c.swaps);
+  out->set_reference_threshold_differences(c.reference_differences);
 }
 
-json NumberOrNull(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
-
-json BlockJson(const BarberBlockRecord& r) {
-  json j = CountsJson(r.counts);
-  j["mse_before"] = NumberOrNull(r.mse_before);
-  j["mse_after"] = NumberOrNull(r.mse_after);
-  return j;
+void SetBlock(const BarberBlockRecord& r, v1::BarberBlock* out) {
+  SetCounts(r.counts, out->mutable_counts());
+  if (!std::isnan(r.mse_before)) out->set_mse_before(r.mse_before);
+  if (!std::isnan(r.mse_after)) out->set_mse_after(r.mse_after);
 }
 
 }  // namespace
 
-BarberTuning BarberTuningFor(const BarberOptions& options, at::ScalarType compute_dtype) {
+BarberTuning BarberTuningFor(const v1::BarberOptions& options, at::ScalarType compute_dtype) {
   BarberTuning t;
-  const std::string& p = options.grad_precision;
-  if (p == "bfloat16" || (p == "auto" && compute_dtype != at::kFloat)) {
+  const v1::GradPrecision p = options.grad_precision();
+  if (p == v1::GRAD_PRECISION_BFLOAT16 ||
+      (p == v1::GRAD_PRECISION_AUTO && compute_dtype != at::kFloat)) {
     t.grad_dtype = at::kBFloat16;
   } else {
     t.grad_dtype = at::kFloat;
-    t.tf32 = p == "tf32";
+    t.tf32 = p == v1::GRAD_PRECISION_TF32;
   }
-  t.measure_block_mse = options.measure_block_mse;
+  t.measure_block_mse = !options.skip_block_mse();
   return t;
 }
 
-BarberLayer::BarberLayer(LayerContext& ctx, const LayerWeights& dense, const BarberOptions& options,
-                         const BarberTuning& tuning)
+BarberLayer::BarberLayer(LayerContext& ctx, const LayerWeights& dense,
+                         const v1::BarberOptions& options, const BarberTuning& tuning)
     : ctx_(ctx), dense_(dense), options_(options), tuning_(tuning) {
   at::NoGradGuard no_grad;
   for (Proj p : kAllProjs) dense_grad_[p] = dense[p].to(tuning.grad_dtype);
@@ -79,7 +76,7 @@ BarberLayer::BarberLayer(LayerContext& ctx, const LayerWeights& dense, const Bar
 }
 
 bool BarberLayer::NeedGradients() const {
-  return options_.tau > 0 && options_.metric != BarberMetric::kW;
+  return options_.tau() > 0 && options_.metric() != v1::BARBER_METRIC_W;
 }
 
 void BarberLayer::ForEachGradBatch(const std::function<void(const at::Tensor& x)>& fn) const {
@@ -101,8 +98,8 @@ absl::Status BarberLayer::Rebuild(const std::vector<Proj>& projs,
       const Proj p = projs[i];
       // Without gradients (tau 0 or metric w) the scores only matter through |W|.
       scores.push_back(grad_sq.empty()
-                           ? BarberScores(dense_[p], at::Tensor(), sequences, BarberMetric::kW)
-                           : BarberScores(dense_[p], grad_sq[i], sequences, options_.metric));
+                           ? BarberScores(dense_[p], at::Tensor(), sequences, v1::BARBER_METRIC_W)
+                           : BarberScores(dense_[p], grad_sq[i], sequences, options_.metric()));
       masks.push_back(w[p].eq(0));
     }
   });
@@ -114,13 +111,13 @@ absl::Status BarberLayer::Rebuild(const std::vector<Proj>& projs,
   }
   Timed(ctx_.device, &record.rebuild_seconds, [&] {
     std::vector<at::Tensor> rebuilt = RebuildBlockMasks(
-        scores, masks, options_.granularity, *ctx_.pattern, options_.tau, &record.counts);
+        scores, masks, options_.granularity(), *ctx_.pattern, options_.tau(), &record.counts);
     for (size_t i = 0; i < projs.size(); ++i) {
       const Proj p = projs[i];
       // Kept weights back to their dense values; with retain_reconstruction, weights kept by
       // the init keep its (SparseGPT-updated) values and revived ones get the dense value.
       at::Tensor base =
-          options_.retain_reconstruction ? at::where(masks[i], dense_[p], w[p]) : dense_[p];
+          options_.retain_reconstruction() ? at::where(masks[i], dense_[p], w[p]) : dense_[p];
       w[p].copy_(base.masked_fill(rebuilt[i], 0));
     }
   });
@@ -217,7 +214,7 @@ namespace {
 
 class BarberPruner : public LayerPruner {
  public:
-  BarberPruner(const BarberOptions& options, std::unique_ptr<LayerPruner> init,
+  BarberPruner(const v1::BarberOptions& options, std::unique_ptr<LayerPruner> init,
                std::optional<BarberTuning> tuning)
       : options_(options), init_(std::move(init)), fixed_tuning_(tuning) {}
 
@@ -256,11 +253,11 @@ class BarberPruner : public LayerPruner {
 
   LayerPruner* InitPass() override { return init_.get(); }
 
-  json Report() const override {
+  void Report(v1::PruneReport* report) const override {
     RebuildCounts total;
     double grad = 0, rebuild = 0, mse = 0;
     int64_t measured = 0, improved = 0;
-    json per_layer = json::array();
+    v1::BarberReport* b = report->mutable_barber();
     for (size_t l = 0; l < layers_.size(); ++l) {
       for (const BarberBlockRecord& r : layers_[l]) {
         total += r.counts;
@@ -272,27 +269,27 @@ class BarberPruner : public LayerPruner {
           if (r.mse_after <= r.mse_before) ++improved;
         }
       }
-      per_layer.push_back({{"layer", l},
-                           {"attention", BlockJson(layers_[l][0])},
-                           {"mlp", BlockJson(layers_[l][1])}});
+      v1::BarberLayer* layer = b->add_layers();
+      layer->set_layer(static_cast<int64_t>(l));
+      SetBlock(layers_[l][0], layer->mutable_attention());
+      SetBlock(layers_[l][1], layer->mutable_mlp());
     }
-    json b = CountsJson(total);
-    b["grad_dtype"] =
-        tuning_.tf32 ? std::string("tf32") : std::string(c10::toString(tuning_.grad_dtype));
-    b["blocks_mse_measured"] = measured;
-    b["blocks_mse_not_worse"] = improved;
-    b["per_layer"] = per_layer;
-    b["seconds"] = {{"gradients", grad}, {"rebuild", rebuild}, {"mse_after", mse}};
-    b["notes"] = {"swaps by index: group zero counts exact",
-                  "block loss = sum of squared errors (reference: mean; same ranking)"};
-    json j = {{"barber", b}};
-    json init = init_->Report();
-    if (!init.empty()) j["init"] = init;
-    return j;
+    SetCounts(total, b->mutable_total());
+    b->set_grad_dtype(tuning_.tf32                          ? "tf32"
+                      : tuning_.grad_dtype == at::kBFloat16 ? "bfloat16"
+                                                            : "float32");
+    b->set_blocks_mse_measured(measured);
+    b->set_blocks_mse_not_worse(improved);
+    b->set_gradient_seconds(grad);
+    b->set_rebuild_seconds(rebuild);
+    b->set_mse_seconds(mse);
+    b->add_notes("swaps by index: group zero counts exact");
+    b->add_notes("block loss = sum of squared errors (reference: mean; same ranking)");
+    init_->Report(report);
   }
 
  private:
-  BarberOptions options_;
+  v1::BarberOptions options_;
   std::unique_ptr<LayerPruner> init_;
   std::optional<BarberTuning> fixed_tuning_;
   BarberTuning tuning_;  // the last layer's
@@ -301,7 +298,7 @@ class BarberPruner : public LayerPruner {
 
 }  // namespace
 
-std::unique_ptr<LayerPruner> MakeBarberPruner(const BarberOptions& options,
+std::unique_ptr<LayerPruner> MakeBarberPruner(const v1::BarberOptions& options,
                                               std::unique_ptr<LayerPruner> init,
                                               std::optional<BarberTuning> tuning) {
   return std::make_unique<BarberPruner>(options, std::move(init), tuning);

@@ -23,7 +23,7 @@
 //  - the block loss is a sum, not a mean (a constant factor: rankings unchanged);
 //  - ratio 0 (unstructured) leaves the layer untouched without computing anything.
 //
-// Report (method_details.barber): swap counts, reference differences, and per layer and block
+// Report (PruneReport.barber): swap counts, reference differences, and per layer and block
 // the block-output MSE on the calibration set before and after the rebuild (methods.md §9.1
 // item 8, a soft check), and where the time went.
 //
@@ -37,8 +37,6 @@
 #include <limits>
 #include <memory>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include <optional>
 
@@ -65,9 +63,9 @@ struct BarberTuning {
   int64_t grad_batch = 0;
 };
 
-// The tuning a job asks for (BarberOptions::grad_precision, measure_block_mse), for layers
+// The tuning a job asks for (v1::BarberOptions::grad_precision, measure_block_mse), for layers
 // computed in `compute_dtype`.
-BarberTuning BarberTuningFor(const BarberOptions& options, at::ScalarType compute_dtype);
+BarberTuning BarberTuningFor(const v1::BarberOptions& options, at::ScalarType compute_dtype);
 
 struct BarberBlockRecord {
   double mse_before = std::numeric_limits<double>::quiet_NaN();  // init mask vs dense
@@ -82,7 +80,7 @@ struct BarberBlockRecord {
 class BarberLayer {
  public:
   // `dense`: the layer before pruning, on ctx.device in ctx.dtype. Both must outlive this.
-  BarberLayer(LayerContext& ctx, const LayerWeights& dense, const BarberOptions& options,
+  BarberLayer(LayerContext& ctx, const LayerWeights& dense, const v1::BarberOptions& options,
               const BarberTuning& tuning);
 
   // Rebuilds q/k/v/o in ctx.weights.
@@ -105,7 +103,7 @@ class BarberLayer {
 
   LayerContext& ctx_;
   const LayerWeights& dense_;
-  BarberOptions options_;
+  v1::BarberOptions options_;
   BarberTuning tuning_;
   LayerWeights dense_grad_;  // dense projections in tuning_.grad_dtype
   RopeCache rope_grad_;
@@ -116,7 +114,7 @@ class BarberLayer {
 
 // `init` prunes each layer first (magnitude, wanda or sparsegpt pruner). Without `tuning`,
 // each layer's comes from BarberTuningFor(options, the layer's compute dtype).
-std::unique_ptr<LayerPruner> MakeBarberPruner(const BarberOptions& options,
+std::unique_ptr<LayerPruner> MakeBarberPruner(const v1::BarberOptions& options,
                                               std::unique_ptr<LayerPruner> init,
                                               std::optional<BarberTuning> tuning = std::nullopt);
 

@@ -176,11 +176,11 @@ double LinearBlockError(const at::Tensor& w_dense, const at::Tensor& x, const at
 }
 
 at::Tensor BarberScores(const at::Tensor& w_dense, const at::Tensor& grad_sq_sum, int64_t sequences,
-                        BarberMetric metric) {
+                        v1::BarberMetric metric) {
   at::NoGradGuard no_grad;
-  if (metric == BarberMetric::kW) return w_dense.abs().to(at::kFloat);
+  if (metric == v1::BARBER_METRIC_W) return w_dense.abs().to(at::kFloat);
   at::Tensor rms = (grad_sq_sum / static_cast<double>(std::max<int64_t>(1, sequences))).sqrt();
-  if (metric == BarberMetric::kD) return rms;
+  if (metric == v1::BARBER_METRIC_D) return rms;
   return w_dense.abs().to(at::kFloat) * rms;
 }
 

@@ -69,6 +69,6 @@ double LinearBlockError(const at::Tensor& w_dense, const at::Tensor& x, const at
 
 // The Barber score of one matrix: wd = |W|·sqrt(Σ G²/N), w = |W|, d = sqrt(Σ G²/N). fp32.
 at::Tensor BarberScores(const at::Tensor& w_dense, const at::Tensor& grad_sq_sum, int64_t sequences,
-                        BarberMetric metric);
+                        v1::BarberMetric metric);
 
 }  // namespace prunerd

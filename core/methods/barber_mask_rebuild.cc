@@ -113,7 +113,7 @@ at::Tensor RebuildNM(const at::Tensor& scores_in, const at::Tensor& pruned, doub
 
 std::vector<at::Tensor> RebuildBlockMasks(const std::vector<at::Tensor>& scores,
                                           const std::vector<at::Tensor>& pruned,
-                                          BarberGranularity granularity,
+                                          v1::BarberGranularity granularity,
                                           const SparsityPattern& pattern, double tau,
                                           RebuildCounts* counts) {
   std::vector<at::Tensor> out(scores.size());
@@ -124,25 +124,25 @@ std::vector<at::Tensor> RebuildBlockMasks(const std::vector<at::Tensor>& scores,
     return out;
   }
   switch (granularity) {
-    case BarberGranularity::kOutput1:
+    case v1::BARBER_GRANULARITY_OUTPUT1:
       for (size_t i = 0; i < scores.size(); ++i) {
         out[i] = RebuildRows(scores[i], pruned[i], tau, counts);
       }
       break;
-    case BarberGranularity::kInput1:
+    case v1::BARBER_GRANULARITY_INPUT1:
       for (size_t i = 0; i < scores.size(); ++i) {
         out[i] = RebuildRows(scores[i].t().contiguous(), pruned[i].t().contiguous(), tau, counts)
                      .t()
                      .contiguous();
       }
       break;
-    case BarberGranularity::kLayer:
+    case v1::BARBER_GRANULARITY_LAYER:
       for (size_t i = 0; i < scores.size(); ++i) {
         out[i] = RebuildRows(scores[i].reshape({1, -1}), pruned[i].reshape({1, -1}), tau, counts)
                      .view(scores[i].sizes());
       }
       break;
-    case BarberGranularity::kBlock: {
+    case v1::BARBER_GRANULARITY_BLOCK: {
       std::vector<at::Tensor> s_flat, p_flat;
       for (size_t i = 0; i < scores.size(); ++i) {
         s_flat.push_back(scores[i].to(at::kFloat).reshape({-1}));
@@ -159,6 +159,9 @@ std::vector<at::Tensor> RebuildBlockMasks(const std::vector<at::Tensor>& scores,
       }
       break;
     }
+    default:  // validated with the spec (job_spec.h); an unknown value rebuilds nothing
+      for (size_t i = 0; i < scores.size(); ++i) out[i] = pruned[i];
+      break;
   }
   return out;
 }

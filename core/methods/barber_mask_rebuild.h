@@ -25,7 +25,7 @@
 //
 //   RebuildCounts counts;
 //   std::vector<at::Tensor> masks = RebuildBlockMasks(scores, masks_before,
-//       BarberGranularity::kOutput1, pattern, /*tau=*/0.01, &counts);
+//       v1::BARBER_GRANULARITY_OUTPUT1, pattern, /*tau=*/0.01, &counts);
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -86,7 +86,7 @@ at::Tensor RebuildNM(const at::Tensor& scores, const at::Tensor& pruned, double 
 // bool have the shape of matrix i.
 std::vector<at::Tensor> RebuildBlockMasks(const std::vector<at::Tensor>& scores,
                                           const std::vector<at::Tensor>& pruned,
-                                          BarberGranularity granularity,
+                                          v1::BarberGranularity granularity,
                                           const SparsityPattern& pattern, double tau,
                                           RebuildCounts* counts);
 

@@ -27,11 +27,10 @@
 #include <map>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/status/status.h"
 #include "core/api/job_spec.h"
 #include "core/engine/llama_model.h"
+#include "prunerd/v1/engine.pb.h"
 
 namespace prunerd {
 
@@ -78,8 +77,8 @@ class LayerPruner {
   virtual absl::Status PruneLayer(LayerContext& ctx) = 0;
   // The method whose whole-model result this one starts from (see above); null for none.
   virtual LayerPruner* InitPass() { return nullptr; }
-  // Method-specific figures for the job report (merged under "method_details").
-  virtual nlohmann::json Report() const { return nlohmann::json::object(); }
+  // Adds the method's figures to the job report (its sub-message: barber, sparsegpt, ...).
+  virtual void Report(v1::PruneReport* report) const {}
 };
 
 }  // namespace prunerd

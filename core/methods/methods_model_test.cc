@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
+#include "core/api/testing/spec_builders.h"
 #include "core/data/text_data.h"
 #include "core/engine/executor.h"
 #include "core/engine/llama_model.h"
@@ -28,6 +28,7 @@
 #include "core/methods/registry.h"
 #include "core/methods/sparsegpt.h"
 #include "core/model/checkpoint.h"
+#include "core/testing/temp_dir.h"
 #include "core/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,7 +36,6 @@
 namespace prunerd {
 namespace {
 
-using json = nlohmann::json;
 using ::testing::HasSubstr;
 
 const char kStories[] = "models/stories260K/stories260K.bin";
@@ -95,34 +95,30 @@ LlamaModel TinyRandomModel() {
   return m;
 }
 
-PruneJobSpec Spec(Method method, SparsityPattern pattern) {
-  PruneJobSpec spec;
-  spec.method = method;
-  spec.pattern = pattern;
-  return spec;
-}
+v1::JobSpec Spec(v1::Method method, SparsityPattern pattern) { return MethodSpec(method, pattern); }
 
-PruneJobSpec BarberSpec(Method init, double tau, BarberGranularity g, SparsityPattern pattern) {
-  PruneJobSpec spec = Spec(Method::kBarber, pattern);
-  spec.barber.init = init;
-  spec.barber.tau = tau;
-  spec.barber.granularity = g;
+v1::JobSpec BarberSpec(v1::Method init, double tau, v1::BarberGranularity g,
+                       SparsityPattern pattern) {
+  v1::JobSpec spec = Spec(v1::METHOD_BARBER, pattern);
+  *spec.mutable_barber() = BarberOpts{.init = init, .tau = tau, .granularity = g};
   return spec;
 }
 
 struct Pruned {
   ExecutorResult result;
-  json report;
+  v1::PruneReport report;
 };
 
 // Prunes `model` in place through the executor (the path RunPruneJob takes).
-Pruned PruneModel(LlamaModel& model, const at::Tensor& tokens, const PruneJobSpec& spec,
+Pruned PruneModel(LlamaModel& model, const at::Tensor& tokens, const v1::JobSpec& spec,
                   const LayerProgress& progress = nullptr) {
   auto pruner = MakePruner(spec);
   EXPECT_TRUE(pruner.ok()) << pruner.status();
-  auto r = PruneLayerwise(model, tokens, **pruner, spec.pattern, ForwardOptions{}, progress);
+  auto r = PruneLayerwise(model, tokens, **pruner, PatternOf(spec), ForwardOptions{}, progress);
   EXPECT_TRUE(r.ok()) << r.status();
-  return {std::move(*r), (*pruner)->Report()};
+  Pruned out{std::move(*r), {}};
+  (*pruner)->Report(&out.report);
+  return out;
 }
 
 bool BitwiseEqual(const at::Tensor& a, const at::Tensor& b) {
@@ -145,22 +141,19 @@ bool NonzerosEqualDense(const at::Tensor& pruned, const at::Tensor& dense) {
   return BitwiseEqual(pruned.masked_select(keep), dense.masked_select(keep));
 }
 
-std::string TempDir(const std::string& name) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / ("prunerd_" + name + "_XXXXXX"));
-  char* dir = mkdtemp(tmpl.data());
-  EXPECT_NE(dir, nullptr);
-  return std::string(dir) + "/out";
+v1::JobSpec EndToEndSpec(const v1::JobSpec& method_spec) {
+  v1::JobSpec spec = method_spec;
+  spec.set_model(TestDataPath(kStories));
+  spec.mutable_calibration()->set_uri(TestDataPath(kStoriesText));
+  spec.mutable_calibration()->set_num_samples(8);
+  spec.mutable_calibration()->set_seqlen(64);
+  spec.set_skip_calibration_eval(true);
+  return spec;
 }
 
-PruneJobSpec EndToEndSpec(const PruneJobSpec& method_spec, const std::string& out) {
-  PruneJobSpec spec = method_spec;
-  spec.model_path = TestDataPath(kStories);
-  spec.calibration.path = TestDataPath(kStoriesText);
-  spec.calibration.num_samples = 8;
-  spec.calibration.seqlen = 64;
-  spec.eval_calibration = false;
-  spec.output_dir = out;
-  return spec;
+absl::StatusOr<v1::PruneReport> RunEndToEnd(const v1::JobSpec& method_spec,
+                                            const std::string& out) {
+  return RunPruneJob(EndToEndSpec(method_spec), RunOptions{.output_dir = out}, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -169,17 +162,18 @@ PruneJobSpec EndToEndSpec(const PruneJobSpec& method_spec, const std::string& ou
 
 TEST(EndToEnd, RatioZeroIsABitwiseNoOpForEveryMethod) {
   const LlamaModel dense = Stories();
-  std::vector<PruneJobSpec> specs = {
-      Spec(Method::kMagnitude, {.ratio = 0}), Spec(Method::kWanda, {.ratio = 0}),
-      Spec(Method::kSparseGpt, {.ratio = 0}),
-      BarberSpec(Method::kWanda, 0.5, BarberGranularity::kOutput1, {.ratio = 0}),
-      BarberSpec(Method::kSparseGpt, 1.0, BarberGranularity::kBlock, {.ratio = 0})};
-  for (const PruneJobSpec& s : specs) {
-    SCOPED_TRACE(std::string(MethodName(s.method)));
-    const std::string out = TempDir("ratio0");
-    auto r = RunPruneJob(EndToEndSpec(s, out), nullptr);
+  std::vector<v1::JobSpec> specs = {
+      Spec(v1::METHOD_MAGNITUDE, {.ratio = 0}), Spec(v1::METHOD_WANDA, {.ratio = 0}),
+      Spec(v1::METHOD_SPARSEGPT, {.ratio = 0}),
+      BarberSpec(v1::METHOD_WANDA, 0.5, v1::BARBER_GRANULARITY_OUTPUT1, {.ratio = 0}),
+      BarberSpec(v1::METHOD_SPARSEGPT, 1.0, v1::BARBER_GRANULARITY_BLOCK, {.ratio = 0})};
+  for (const v1::JobSpec& s : specs) {
+    SCOPED_TRACE(EnumName(s.method()));
+    const TempDir tmp;
+    const std::string out = tmp.Join("out");
+    auto r = RunEndToEnd(s, out);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->sparsity, 0.0);
+    EXPECT_EQ(r->sparsity(), 0.0);
     const LlamaModel written = LoadModel(out);
     EXPECT_TRUE(BitwiseEqual(written.embed, dense.embed));
     EXPECT_TRUE(BitwiseEqual(written.final_norm, dense.final_norm));
@@ -192,17 +186,17 @@ TEST(EndToEnd, RatioZeroIsABitwiseNoOpForEveryMethod) {
             << "layer " << l << " " << ProjName(p);
       }
     }
-    (void)RemoveTree(std::filesystem::path(out).parent_path());
   }
 }
 
 // §9.1 items 2, 3, 5 through the public API: scope, exact counts, kept values.
 TEST(EndToEnd, MagnitudeAndWandaCountsValuesAndScope) {
   const LlamaModel dense = Stories();
-  for (Method method : {Method::kMagnitude, Method::kWanda}) {
-    SCOPED_TRACE(std::string(MethodName(method)));
-    const std::string out = TempDir("mw");
-    auto r = RunPruneJob(EndToEndSpec(Spec(method, {.ratio = 0.5}), out), nullptr);
+  for (v1::Method method : {v1::METHOD_MAGNITUDE, v1::METHOD_WANDA}) {
+    SCOPED_TRACE(EnumName(method));
+    const TempDir tmp;
+    const std::string out = tmp.Join("out");
+    auto r = RunEndToEnd(Spec(method, {.ratio = 0.5}), out);
     ASSERT_TRUE(r.ok()) << r.status();
     const LlamaModel pruned = LoadModel(out);
     EXPECT_TRUE(BitwiseEqual(pruned.embed, dense.embed));
@@ -217,7 +211,7 @@ TEST(EndToEnd, MagnitudeAndWandaCountsValuesAndScope) {
         const at::Tensor& d = dense.layers[l][p];
         ASSERT_EQ(Zeros(d), 0);
         EXPECT_TRUE(NonzerosEqualDense(w, d)) << "layer " << l << " " << ProjName(p);
-        if (method == Method::kWanda) {
+        if (method == v1::METHOD_WANDA) {
           // Every row: exactly floor(in · 0.5) zeros.
           EXPECT_TRUE(at::all(w.eq(0).sum(1).eq(d.size(1) / 2)).item<bool>())
               << "layer " << l << " " << ProjName(p);
@@ -228,34 +222,32 @@ TEST(EndToEnd, MagnitudeAndWandaCountsValuesAndScope) {
         total += w.numel();
       }
     }
-    EXPECT_DOUBLE_EQ(r->sparsity, double(zeros) / double(total));
-    const json report = json::parse(r->report_json);
-    EXPECT_EQ(report["sparsity"]["zeros"].get<int64_t>(), zeros);
-    (void)RemoveTree(std::filesystem::path(out).parent_path());
+    EXPECT_DOUBLE_EQ(r->sparsity(), double(zeros) / double(total));
+    EXPECT_EQ(r->sparsity_detail().zeros(), zeros);
+    EXPECT_EQ(r->sparsity_detail().weights(), total);
+    EXPECT_EQ(r->sparsity_detail().per_matrix_size(), 7 * int(dense.layers.size()));
   }
 }
 
 TEST(EndToEnd, FourToEightIsRejectedOnStories260K) {
   // stories260K's hidden_dim 172 divides by 4 but not by 8.
-  const std::string out = TempDir("nm48");
-  auto r =
-      RunPruneJob(EndToEndSpec(Spec(Method::kWanda, {.ratio = 0.5, .n = 4, .m = 8}), out), nullptr);
+  const TempDir tmp;
+  const std::string out = tmp.Join("out");
+  auto r = RunEndToEnd(Spec(v1::METHOD_WANDA, {.ratio = 0.5, .n = 4, .m = 8}), out);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("multiple of 8"));
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("down_proj has 172"));
   EXPECT_FALSE(std::filesystem::exists(out));
   // 2:4 on the same model is fine (and exact), through the same API, for Barber too.
-  auto ok = RunPruneJob(EndToEndSpec(BarberSpec(Method::kWanda, 1.0, BarberGranularity::kOutput1,
-                                                {.ratio = 0.5, .n = 2, .m = 4}),
-                                     out),
-                        nullptr);
+  auto ok = RunEndToEnd(BarberSpec(v1::METHOD_WANDA, 1.0, v1::BARBER_GRANULARITY_OUTPUT1,
+                                   {.ratio = 0.5, .n = 2, .m = 4}),
+                        out);
   ASSERT_TRUE(ok.ok()) << ok.status();
   const LlamaModel pruned = LoadModel(out);
   for (const LayerWeights& l : pruned.layers) {
     for (Proj p : kAllProjs) EXPECT_TRUE(ExactNM(l[p], 2, 4)) << ProjName(p);
   }
-  (void)RemoveTree(std::filesystem::path(out).parent_path());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -270,12 +262,12 @@ TEST(Executor, NMPatternsAreExact) {
   for (bool tiny : {false, true}) {
     const SparsityPattern pattern = tiny ? SparsityPattern{.ratio = 0.5, .n = 4, .m = 8}
                                          : SparsityPattern{.ratio = 0.5, .n = 2, .m = 4};
-    for (const PruneJobSpec& spec :
-         {Spec(Method::kWanda, pattern), Spec(Method::kSparseGpt, pattern),
-          BarberSpec(Method::kWanda, 1.0, BarberGranularity::kOutput1, pattern),
-          BarberSpec(Method::kMagnitude, 0.5, BarberGranularity::kOutput1, pattern),
-          BarberSpec(Method::kSparseGpt, 0.5, BarberGranularity::kOutput1, pattern)}) {
-      SCOPED_TRACE(std::string(MethodName(spec.method)) + " " + PatternName(pattern));
+    for (const v1::JobSpec& spec :
+         {Spec(v1::METHOD_WANDA, pattern), Spec(v1::METHOD_SPARSEGPT, pattern),
+          BarberSpec(v1::METHOD_WANDA, 1.0, v1::BARBER_GRANULARITY_OUTPUT1, pattern),
+          BarberSpec(v1::METHOD_MAGNITUDE, 0.5, v1::BARBER_GRANULARITY_OUTPUT1, pattern),
+          BarberSpec(v1::METHOD_SPARSEGPT, 0.5, v1::BARBER_GRANULARITY_OUTPUT1, pattern)}) {
+      SCOPED_TRACE(EnumName(spec.method()) + " " + PatternName(pattern));
       LlamaModel model = tiny ? TinyRandomModel() : Stories();
       const LlamaModel& dense = tiny ? tiny_dense : stories_dense;
       Pruned pr = PruneModel(model, tiny ? tiny_tokens : stories_tokens, spec);
@@ -283,14 +275,14 @@ TEST(Executor, NMPatternsAreExact) {
         for (Proj p : kAllProjs) {
           const at::Tensor& w = model.layers[l][p];
           EXPECT_TRUE(ExactNM(w, pattern.n, pattern.m)) << "layer " << l << " " << ProjName(p);
-          if (spec.method == Method::kWanda ||
-              (spec.method == Method::kBarber && spec.barber.init != Method::kSparseGpt)) {
+          if (spec.method() == v1::METHOD_WANDA || (spec.method() == v1::METHOD_BARBER &&
+                                                    spec.barber().init() != v1::METHOD_SPARSEGPT)) {
             EXPECT_TRUE(NonzerosEqualDense(w, dense.layers[l][p]));
           }
         }
       }
-      if (spec.method == Method::kBarber && spec.barber.tau == 1.0) {
-        EXPECT_GT(pr.report["barber"]["swaps"].get<int64_t>(), 0);
+      if (spec.method() == v1::METHOD_BARBER && spec.barber().tau() == 1.0) {
+        EXPECT_GT(pr.report.barber().total().swaps(), 0);
       }
     }
   }
@@ -302,7 +294,7 @@ TEST(Executor, SparseGptCountsAreExactPerBlock) {
   const at::Tensor tokens = StoriesWindows(8, 64, 2);
   const LlamaModel dense = Stories();
   LlamaModel model = Stories();
-  PruneModel(model, tokens, Spec(Method::kSparseGpt, {.ratio = 0.3}));
+  PruneModel(model, tokens, Spec(v1::METHOD_SPARSEGPT, {.ratio = 0.3}));
   for (size_t l = 0; l < model.layers.size(); ++l) {
     for (Proj p : kAllProjs) {
       const at::Tensor& w = model.layers[l][p];
@@ -359,7 +351,7 @@ struct LayerFixture {
 // Checks one rebuilt block against the oracle; returns Σ k.
 int64_t CheckBlockAgainstOracle(const BarberLayer& layer, const std::vector<Proj>& projs,
                                 const LayerWeights& init, const LayerWeights& rebuilt,
-                                const LayerWeights& dense, BarberGranularity g, double tau) {
+                                const LayerWeights& dense, v1::BarberGranularity g, double tau) {
   std::vector<std::array<int64_t, 2>> shapes;
   for (Proj p : projs) shapes.push_back({dense[p].size(0), dense[p].size(1)});
   const auto& scores = layer.last_scores();
@@ -406,16 +398,17 @@ TEST(BarberLayerTest, RebuildMatchesOracleAndTouchesOnlyItsBlock) {
   LayerFixture fx;
   const std::vector<Proj> attn(kAttentionProjs.begin(), kAttentionProjs.end());
   const std::vector<Proj> mlp(kMlpProjs.begin(), kMlpProjs.end());
-  for (BarberGranularity g : {BarberGranularity::kOutput1, BarberGranularity::kInput1,
-                              BarberGranularity::kLayer, BarberGranularity::kBlock}) {
+  for (v1::BarberGranularity g : {v1::BARBER_GRANULARITY_OUTPUT1, v1::BARBER_GRANULARITY_INPUT1,
+                                  v1::BARBER_GRANULARITY_LAYER, v1::BARBER_GRANULARITY_BLOCK}) {
     for (double tau : {0.1, 1.0}) {
-      SCOPED_TRACE(std::string(BarberGranularityName(g)) + " tau " + std::to_string(tau));
+      SCOPED_TRACE(EnumName(g) + " tau " + std::to_string(tau));
       const LayerWeights dense = fx.model.layers[1].To(at::kCPU, at::kFloat);
       LayerWeights w = fx.model.layers[1].To(at::kCPU, at::kFloat);
       LayerContext ctx = fx.Context(&w);
       ASSERT_TRUE(MakeWandaPruner()->PruneLayer(ctx).ok());
       const LayerWeights init = w.To(at::kCPU, at::kFloat);
-      BarberOptions options{.init = Method::kWanda, .tau = tau, .granularity = g};
+      const v1::BarberOptions options =
+          BarberOpts{.init = v1::METHOD_WANDA, .tau = tau, .granularity = g};
       BarberLayer layer(ctx, dense, options, BarberTuning{});
 
       ASSERT_TRUE(layer.RebuildAttention().ok());
@@ -442,11 +435,11 @@ TEST(BarberLayerTest, RebuildMatchesOracleAndTouchesOnlyItsBlock) {
         for (Proj p : *block) {
           before_total += Zeros(init[p]);
           after_total += Zeros(w[p]);
-          if (g == BarberGranularity::kOutput1) {
+          if (g == v1::BARBER_GRANULARITY_OUTPUT1) {
             EXPECT_TRUE(at::equal(w[p].eq(0).sum(1), init[p].eq(0).sum(1)));
-          } else if (g == BarberGranularity::kInput1) {
+          } else if (g == v1::BARBER_GRANULARITY_INPUT1) {
             EXPECT_TRUE(at::equal(w[p].eq(0).sum(0), init[p].eq(0).sum(0)));
-          } else if (g == BarberGranularity::kLayer) {
+          } else if (g == v1::BARBER_GRANULARITY_LAYER) {
             EXPECT_EQ(Zeros(w[p]), Zeros(init[p]));
           }
         }
@@ -463,19 +456,19 @@ TEST(Executor, BarberTauZeroIsTheInitMask) {
   const at::Tensor tokens = StoriesWindows(8, 64, 4);
   // Wanda init: Barber with τ = 0 is Wanda, bit for bit, in every layer.
   LlamaModel wanda = Stories(), barber = Stories();
-  PruneModel(wanda, tokens, Spec(Method::kWanda, {.ratio = 0.5}));
+  PruneModel(wanda, tokens, Spec(v1::METHOD_WANDA, {.ratio = 0.5}));
   PruneModel(barber, tokens,
-             BarberSpec(Method::kWanda, 0.0, BarberGranularity::kOutput1, {.ratio = 0.5}));
+             BarberSpec(v1::METHOD_WANDA, 0.0, v1::BARBER_GRANULARITY_OUTPUT1, {.ratio = 0.5}));
   for (size_t l = 0; l < wanda.layers.size(); ++l) {
     for (Proj p : kAllProjs) EXPECT_TRUE(BitwiseEqual(barber.layers[l][p], wanda.layers[l][p]));
   }
   // SparseGPT init with retain_reconstruction: τ = 0 is SparseGPT itself.
   LlamaModel sgpt = Stories(), retained = Stories(), reset = Stories();
   const LlamaModel dense = Stories();
-  PruneModel(sgpt, tokens, Spec(Method::kSparseGpt, {.ratio = 0.5}));
-  PruneJobSpec keep =
-      BarberSpec(Method::kSparseGpt, 0.0, BarberGranularity::kBlock, {.ratio = 0.5});
-  keep.barber.retain_reconstruction = true;
+  PruneModel(sgpt, tokens, Spec(v1::METHOD_SPARSEGPT, {.ratio = 0.5}));
+  v1::JobSpec keep =
+      BarberSpec(v1::METHOD_SPARSEGPT, 0.0, v1::BARBER_GRANULARITY_BLOCK, {.ratio = 0.5});
+  keep.mutable_barber()->set_retain_reconstruction(true);
   PruneModel(retained, tokens, keep);
   for (size_t l = 0; l < sgpt.layers.size(); ++l) {
     for (Proj p : kAllProjs) EXPECT_TRUE(BitwiseEqual(retained.layers[l][p], sgpt.layers[l][p]));
@@ -483,7 +476,7 @@ TEST(Executor, BarberTauZeroIsTheInitMask) {
   // Without it (the reference default), layer 0 has SparseGPT's mask with the dense values
   // ("SparseGPT without weight reconstruction", methods.md §5.6).
   PruneModel(reset, tokens,
-             BarberSpec(Method::kSparseGpt, 0.0, BarberGranularity::kBlock, {.ratio = 0.5}));
+             BarberSpec(v1::METHOD_SPARSEGPT, 0.0, v1::BARBER_GRANULARITY_BLOCK, {.ratio = 0.5}));
   for (Proj p : kAllProjs) {
     EXPECT_TRUE(at::equal(reset.layers[0][p].eq(0), sgpt.layers[0][p].eq(0)));
     EXPECT_TRUE(NonzerosEqualDense(reset.layers[0][p], dense.layers[0][p]));
@@ -494,13 +487,13 @@ TEST(Executor, BarberKeepsEarlierLayersCountsAndMostlyLowersBlockError) {
   const at::Tensor tokens = StoriesWindows(16, 64, 5);
   const LlamaModel dense = Stories();
   struct Case {
-    Method init;
-    BarberGranularity g;
+    v1::Method init;
+    v1::BarberGranularity g;
   };
-  for (const Case& c : {Case{Method::kWanda, BarberGranularity::kOutput1},
-                        Case{Method::kMagnitude, BarberGranularity::kBlock},
-                        Case{Method::kWanda, BarberGranularity::kLayer}}) {
-    SCOPED_TRACE(std::string(MethodName(c.init)) + " " + std::string(BarberGranularityName(c.g)));
+  for (const Case& c : {Case{v1::METHOD_WANDA, v1::BARBER_GRANULARITY_OUTPUT1},
+                        Case{v1::METHOD_MAGNITUDE, v1::BARBER_GRANULARITY_BLOCK},
+                        Case{v1::METHOD_WANDA, v1::BARBER_GRANULARITY_LAYER}}) {
+    SCOPED_TRACE(EnumName(c.init) + " " + EnumName(c.g));
     LlamaModel model = Stories();
     // Snapshot every layer's masks when it is written back; later layers must not change them.
     std::vector<std::array<at::Tensor, 7>> masks;
@@ -530,10 +523,10 @@ TEST(Executor, BarberKeepsEarlierLayersCountsAndMostlyLowersBlockError) {
         for (Proj p : block) {
           const at::Tensor& w = model.layers[l][p];
           EXPECT_TRUE(NonzerosEqualDense(w, dense.layers[l][p]));
-          if (c.g == BarberGranularity::kOutput1) {  // Wanda's exact per-row count survives
+          if (c.g == v1::BARBER_GRANULARITY_OUTPUT1) {  // Wanda's exact per-row count survives
             EXPECT_TRUE(at::all(w.eq(0).sum(1).eq(w.size(1) / 2)).item<bool>());
           }
-          if (c.g != BarberGranularity::kBlock) {
+          if (c.g != v1::BARBER_GRANULARITY_BLOCK) {
             EXPECT_EQ(Zeros(w), w.numel() / 2);
           }
           block_zeros += Zeros(w);
@@ -543,27 +536,25 @@ TEST(Executor, BarberKeepsEarlierLayersCountsAndMostlyLowersBlockError) {
         zeros += block_zeros;
       }
     }
-    const json& b = pr.report["barber"];
-    ASSERT_TRUE(b.contains("reference_threshold_differences"));
-    EXPECT_GT(b["swaps"].get<int64_t>(), 0);
-    EXPECT_EQ(b["per_layer"].size(), dense.layers.size());
+    const v1::BarberReport& b = pr.report.barber();
+    EXPECT_GT(b.total().swaps(), 0);
+    EXPECT_EQ(b.layers_size(), static_cast<int>(dense.layers.size()));
     // Soft check (§9.1 item 8): where the mask changed, the block error mostly went down.
-    const int64_t measured = b["blocks_mse_measured"].get<int64_t>();
-    EXPECT_EQ(measured, 2 * static_cast<int64_t>(dense.layers.size()));
+    EXPECT_EQ(b.blocks_mse_measured(), 2 * static_cast<int64_t>(dense.layers.size()));
     int64_t changed = 0, lowered = 0;
-    for (const json& layer : b["per_layer"]) {
-      for (const char* block : {"attention", "mlp"}) {
-        const json& r = layer[block];
-        if (r["swaps"].get<int64_t>() == 0) {
-          EXPECT_EQ(r["mse_after"].get<double>(), r["mse_before"].get<double>());
+    for (const v1::BarberLayer& layer : b.layers()) {
+      for (const v1::BarberBlock* r : {&layer.attention(), &layer.mlp()}) {
+        ASSERT_TRUE(r->has_mse_before() && r->has_mse_after());
+        if (r->counts().swaps() == 0) {
+          EXPECT_EQ(r->mse_after(), r->mse_before());
           continue;
         }
         ++changed;
-        lowered += r["mse_after"].get<double>() < r["mse_before"].get<double>();
+        lowered += r->mse_after() < r->mse_before();
       }
     }
-    EXPECT_GE(changed, 3) << b.dump();
-    EXPECT_GE(2 * lowered, changed) << b.dump();
+    EXPECT_GE(changed, 3) << b.DebugString();
+    EXPECT_GE(2 * lowered, changed) << b.DebugString();
   }
 }
 

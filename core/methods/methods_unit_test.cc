@@ -14,6 +14,7 @@
 #include <set>
 #include <vector>
 
+#include "core/api/testing/spec_builders.h"
 #include "core/engine/llama_model.h"
 #include "core/methods/barber_gradients.h"
 #include "core/methods/barber_mask_rebuild.h"
@@ -93,13 +94,13 @@ TEST(HandExamples, BarberScoreOneMatrixBlock) {
   // G1 = (−2, −2), G2 = (0, −8): Σ G² = (4, 68); mean (2, 34).
   EXPECT_NEAR(acc[0][0].item<float>(), 4.0, 1e-5);
   EXPECT_NEAR(acc[0][1].item<float>(), 68.0, 1e-4);
-  at::Tensor s = BarberScores(w_dense, acc, 2, BarberMetric::kWD);
+  at::Tensor s = BarberScores(w_dense, acc, 2, v1::BARBER_METRIC_WD);
   EXPECT_NEAR(s[0][0].item<float>(), 2.828, 1e-3);
   EXPECT_NEAR(s[0][1].item<float>(), 5.831, 1e-3);
-  at::Tensor d = BarberScores(w_dense, acc, 2, BarberMetric::kD);
+  at::Tensor d = BarberScores(w_dense, acc, 2, v1::BARBER_METRIC_D);
   EXPECT_NEAR(d[0][0].item<float>(), 1.414, 1e-3);
   EXPECT_NEAR(d[0][1].item<float>(), 5.831, 1e-3);
-  at::Tensor wm = BarberScores(w_dense, acc, 2, BarberMetric::kW);
+  at::Tensor wm = BarberScores(w_dense, acc, 2, v1::BARBER_METRIC_W);
   EXPECT_NEAR(wm[0][1].item<float>(), 1.0, 1e-6);
 
   const at::Tensor pruned = B({1}, 2);
@@ -174,7 +175,7 @@ TEST(HandExamples, SparseGptObsStep) {
   const at::Tensor h_copy = h.clone();
   SparseGptStats stats;
   ASSERT_TRUE(SparseGptPruneRows(w, h, {1}, SparsityPattern{.ratio = 0.5},
-                                 SparseGptOptions{.percdamp = 0.0, .blocksize = 128}, &stats)
+                                 SparseGptOpts{.percdamp = 0.0, .blocksize = 128}, &stats)
                   .ok());
   // Saliencies w²/U_cc² = (1.5, 2.0): column 0 goes; err = 1/0.8165; w1 ← 1 + 1.2247·0.4082.
   EXPECT_FLOAT_EQ(w[0][0].item<float>(), 0.0f);
@@ -264,7 +265,7 @@ TEST(SparseGpt, StackedSweepMatchesNaivePerMatrix) {
     at::Tensor stacked = at::cat(mats, 0);
     at::Tensor h = gram.clone();
     ASSERT_TRUE(SparseGptPruneRows(stacked, h, rows, pattern,
-                                   SparseGptOptions{.percdamp = 0.01, .blocksize = 16}, nullptr)
+                                   SparseGptOpts{.percdamp = 0.01, .blocksize = 16}, nullptr)
                     .ok());
     int64_t r0 = 0;
     for (size_t i = 0; i < mats.size(); ++i) {
@@ -295,9 +296,9 @@ TEST(SparseGpt, ReconstructionBeatsZeroingTheSameMask) {
   at::Tensor w = at::randn({12, 32});
   at::Tensor h = x.t().matmul(x) * (2.0 / 300);
   at::Tensor pruned = w.clone();
-  ASSERT_TRUE(SparseGptPruneRows(pruned, h, {12}, SparsityPattern{.ratio = 0.5}, SparseGptOptions{},
-                                 nullptr)
-                  .ok());
+  ASSERT_TRUE(
+      SparseGptPruneRows(pruned, h, {12}, SparsityPattern{.ratio = 0.5}, SparseGptOpts{}, nullptr)
+          .ok());
   at::Tensor zeroed = w.masked_fill(pruned.eq(0), 0);
   const double err_obs = (x.matmul((w - pruned).t())).pow(2).sum().item<double>();
   const double err_zero = (x.matmul((w - zeroed).t())).pow(2).sum().item<double>();
@@ -306,7 +307,7 @@ TEST(SparseGpt, ReconstructionBeatsZeroingTheSameMask) {
   at::Tensor same = w.clone();
   at::Tensor h2 = x.t().matmul(x);
   ASSERT_TRUE(
-      SparseGptPruneRows(same, h2, {12}, SparsityPattern{.ratio = 0.0}, SparseGptOptions{}, nullptr)
+      SparseGptPruneRows(same, h2, {12}, SparsityPattern{.ratio = 0.0}, SparseGptOpts{}, nullptr)
           .ok());
   EXPECT_TRUE(at::equal(same, w));
 }
@@ -331,9 +332,9 @@ TEST(BarberRebuild, MatchesNaiveGroupsForEveryGranularity) {
     masks.push_back(at::zeros({r, c}, at::kBool).scatter_(1, order.narrow(1, 0, c / 2), true));
   }
   for (double tau : {0.0, 0.3, 0.5, 1.0}) {
-    for (BarberGranularity g : {BarberGranularity::kOutput1, BarberGranularity::kInput1,
-                                BarberGranularity::kLayer, BarberGranularity::kBlock}) {
-      SCOPED_TRACE(std::string(BarberGranularityName(g)) + " tau " + std::to_string(tau));
+    for (v1::BarberGranularity g : {v1::BARBER_GRANULARITY_OUTPUT1, v1::BARBER_GRANULARITY_INPUT1,
+                                    v1::BARBER_GRANULARITY_LAYER, v1::BARBER_GRANULARITY_BLOCK}) {
+      SCOPED_TRACE(EnumName(g) + " tau " + std::to_string(tau));
       RebuildCounts counts;
       std::vector<at::Tensor> out =
           RebuildBlockMasks(scores, masks, g, SparsityPattern{.ratio = 0.5}, tau, &counts);

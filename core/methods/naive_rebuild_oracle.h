@@ -5,7 +5,7 @@
 // as the oracle for the vectorised barber_mask_rebuild.h. Groups are lists of
 // (matrix index, flat index) built from the granularity.
 //
-//   auto groups = NaiveGroups(shapes, BarberGranularity::kOutput1);
+//   auto groups = NaiveGroups(shapes, v1::BARBER_GRANULARITY_OUTPUT1);
 //   NaiveGroupResult r = NaiveRebuildGroup(scores, pruned, /*tau=*/0.5);
 //
 // Thread-safety: pure functions.
@@ -52,22 +52,22 @@ using NaiveGroup = std::vector<std::pair<size_t, int64_t>>;  // (matrix, flat in
 
 // The comparison groups of a block of matrices with the given [rows, cols] shapes.
 inline std::vector<NaiveGroup> NaiveGroups(const std::vector<std::array<int64_t, 2>>& shapes,
-                                           BarberGranularity g) {
+                                           v1::BarberGranularity g) {
   std::vector<NaiveGroup> groups;
   for (size_t mi = 0; mi < shapes.size(); ++mi) {
     const int64_t r = shapes[mi][0], c = shapes[mi][1];
-    if (g == BarberGranularity::kOutput1) {
+    if (g == v1::BARBER_GRANULARITY_OUTPUT1) {
       for (int64_t i = 0; i < r; ++i) {
         groups.emplace_back();
         for (int64_t j = 0; j < c; ++j) groups.back().push_back({mi, i * c + j});
       }
-    } else if (g == BarberGranularity::kInput1) {
+    } else if (g == v1::BARBER_GRANULARITY_INPUT1) {
       for (int64_t j = 0; j < c; ++j) {
         groups.emplace_back();
         for (int64_t i = 0; i < r; ++i) groups.back().push_back({mi, i * c + j});
       }
     } else {
-      if (g == BarberGranularity::kLayer || groups.empty()) groups.emplace_back();
+      if (g == v1::BARBER_GRANULARITY_LAYER || groups.empty()) groups.emplace_back();
       for (int64_t f = 0; f < r * c; ++f) groups.back().push_back({mi, f});
     }
   }

@@ -8,24 +8,27 @@
 
 namespace prunerd {
 
-absl::StatusOr<std::unique_ptr<LayerPruner>> MakePruner(const PruneJobSpec& spec) {
-  switch (spec.method) {
-    case Method::kMagnitude: return MakeMagnitudePruner();
-    case Method::kWanda: return MakeWandaPruner();
-    case Method::kSparseGpt: return MakeSparseGptPruner(spec.sparsegpt);
-    case Method::kBarber: {
-      if (spec.barber.init == Method::kBarber || spec.barber.init == Method::kTransAct) {
+absl::StatusOr<std::unique_ptr<LayerPruner>> MakePruner(const v1::JobSpec& input) {
+  const v1::JobSpec spec = WithDefaults(input);
+  switch (spec.method()) {
+    case v1::METHOD_MAGNITUDE: return MakeMagnitudePruner();
+    case v1::METHOD_WANDA: return MakeWandaPruner();
+    case v1::METHOD_SPARSEGPT: return MakeSparseGptPruner(spec.sparsegpt());
+    case v1::METHOD_BARBER: {
+      const v1::Method init = spec.barber().init();
+      if (init != v1::METHOD_MAGNITUDE && init != v1::METHOD_WANDA &&
+          init != v1::METHOD_SPARSEGPT) {
         return absl::InvalidArgumentError("barber.init: must be magnitude, wanda or sparsegpt");
       }
-      PruneJobSpec init_spec = spec;
-      init_spec.method = spec.barber.init;
-      ASSIGN_OR_RETURN(std::unique_ptr<LayerPruner> init, MakePruner(init_spec));
-      return MakeBarberPruner(spec.barber, std::move(init));
+      v1::JobSpec init_spec = spec;
+      init_spec.set_method(init);
+      ASSIGN_OR_RETURN(std::unique_ptr<LayerPruner> init_pruner, MakePruner(init_spec));
+      return MakeBarberPruner(spec.barber(), std::move(init_pruner));
     }
     default:
       return absl::UnimplementedError(
-          absl::StrCat("method: ", std::string(MethodName(spec.method)),
-                       " is not available in this build yet"));
+          absl::StrCat("method: ", EnumName(spec.method()),
+                       " has no layer pruner (transact is structural: TransActPrune)"));
   }
 }
 

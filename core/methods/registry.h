@@ -14,6 +14,7 @@
 
 namespace prunerd {
 
-absl::StatusOr<std::unique_ptr<LayerPruner>> MakePruner(const PruneJobSpec& spec);
+// Defaults are filled in (WithDefaults) here.
+absl::StatusOr<std::unique_ptr<LayerPruner>> MakePruner(const v1::JobSpec& spec);
 
 }  // namespace prunerd

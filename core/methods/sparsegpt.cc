@@ -6,8 +6,6 @@
 #include <cmath>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "core/engine/torch_util.h"
 #include "core/methods/input_stats.h"
@@ -79,7 +77,7 @@ void SweepBlock(at::Tensor& wt, const at::Tensor& u, at::Tensor& mask, at::Tenso
 
 absl::Status SparseGptPruneRows(at::Tensor& w, at::Tensor& hessian,
                                 const std::vector<int64_t>& row_groups,
-                                const SparsityPattern& pattern, const SparseGptOptions& options,
+                                const SparsityPattern& pattern, const v1::SparseGptOptions& options,
                                 SparseGptStats* stats) {
   c10::InferenceMode inference;
   SparseGptStats local;
@@ -94,7 +92,7 @@ absl::Status SparseGptPruneRows(at::Tensor& w, at::Tensor& hessian,
     st.dead_inputs += dead.sum().item<int64_t>();
     diag.masked_fill_(dead, 1.0);
     w.masked_fill_(dead.unsqueeze(0), 0.0);
-    diag.add_(diag.mean() * options.percdamp);
+    diag.add_(diag.mean() * options.percdamp());
     auto [chol, info] = at::linalg_cholesky_ex(hessian, /*upper=*/false, /*check_errors=*/false);
     if (!CholeskyOk(info)) {
       status = absl::FailedPreconditionError(
@@ -113,7 +111,7 @@ absl::Status SparseGptPruneRows(at::Tensor& w, at::Tensor& hessian,
   });
   if (!status.ok()) return status;
 
-  int64_t blocksize = std::max<int64_t>(1, options.blocksize);
+  int64_t blocksize = std::max<int64_t>(1, options.blocksize());
   if (pattern.is_nm()) blocksize = std::max<int64_t>(pattern.m, blocksize - blocksize % pattern.m);
 
   // Transposed weights: a column of W is a contiguous row of wt.
@@ -162,7 +160,7 @@ namespace {
 
 class SparseGptPruner : public LayerPruner {
  public:
-  explicit SparseGptPruner(const SparseGptOptions& options) : options_(options) {}
+  explicit SparseGptPruner(const v1::SparseGptOptions& options) : options_(options) {}
 
   absl::Status PruneLayer(LayerContext& ctx) override {
     const SparsityPattern& pattern = *ctx.pattern;
@@ -209,28 +207,26 @@ class SparseGptPruner : public LayerPruner {
     return status;
   }
 
-  nlohmann::json Report() const override {
-    return {{"sparsegpt",
-             {{"loss_per_layer", per_layer_loss_},
-              {"dead_inputs", total_.dead_inputs},
-              {"columns_swept", total_.columns},
-              {"seconds",
-               {{"factor", total_.factor_seconds},
-                {"mask", total_.mask_seconds},
-                {"sweep", total_.sweep_seconds},
-                {"lazy_update", total_.lazy_seconds}}},
-              {"counts", "exact: floor(rows*block_cols*ratio) per matrix and block"}}}};
+  void Report(v1::PruneReport* report) const override {
+    v1::SparseGptReport* r = report->mutable_sparsegpt();
+    r->mutable_loss_per_layer()->Add(per_layer_loss_.begin(), per_layer_loss_.end());
+    r->set_dead_inputs(total_.dead_inputs);
+    r->set_columns_swept(total_.columns);
+    r->set_factor_seconds(total_.factor_seconds);
+    r->set_mask_seconds(total_.mask_seconds);
+    r->set_sweep_seconds(total_.sweep_seconds);
+    r->set_lazy_update_seconds(total_.lazy_seconds);
   }
 
  private:
-  SparseGptOptions options_;
+  v1::SparseGptOptions options_;
   SparseGptStats total_;
   std::vector<double> per_layer_loss_;
 };
 
 }  // namespace
 
-std::unique_ptr<LayerPruner> MakeSparseGptPruner(const SparseGptOptions& options) {
+std::unique_ptr<LayerPruner> MakeSparseGptPruner(const v1::SparseGptOptions& options) {
   return std::make_unique<SparseGptPruner>(options);
 }
 

@@ -72,7 +72,7 @@ struct SparseGptStats {
 // is not positive definite.
 absl::Status SparseGptPruneRows(at::Tensor& w, at::Tensor& hessian,
                                 const std::vector<int64_t>& row_groups,
-                                const SparsityPattern& pattern, const SparseGptOptions& options,
+                                const SparsityPattern& pattern, const v1::SparseGptOptions& options,
                                 SparseGptStats* stats);
 
 // The in-block sweep on a transposed block: `wt` [cnt, rows] (block columns as rows; updated
@@ -83,6 +83,6 @@ absl::Status SparseGptPruneRows(at::Tensor& w, at::Tensor& hessian,
 void SweepBlock(at::Tensor& wt, const at::Tensor& u, at::Tensor& mask, at::Tensor& err,
                 const SparsityPattern& pattern);
 
-std::unique_ptr<LayerPruner> MakeSparseGptPruner(const SparseGptOptions& options);
+std::unique_ptr<LayerPruner> MakeSparseGptPruner(const v1::SparseGptOptions& options);
 
 }  // namespace prunerd

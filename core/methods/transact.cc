@@ -16,8 +16,6 @@
 namespace prunerd {
 namespace {
 
-using json = nlohmann::json;
-
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // d - floor(ratio·d) as the reference computes it (Python's int(r * d), a truncation of the
@@ -154,15 +152,15 @@ std::vector<int64_t> Iota(int64_t n) {
   return v;
 }
 
-json DimsJson(const LlamaConfig& c) {
-  return {{"attention_heads", c.num_attention_heads},
-          {"kv_heads", c.num_key_value_heads},
-          {"head_dim", c.head_dim},
-          {"attn_dim", c.q_dim()},
-          {"intermediate_size", c.intermediate_size},
-          {"parameters", c.NumParameters()},
-          {"kv_cache_values_per_token", c.KvCacheValuesPerToken()},
-          {"kv_cache_values_per_token_per_layer", 2 * c.kv_dim()}};
+void FillDims(const LlamaConfig& c, v1::ModelDims* d) {
+  d->set_attention_heads(c.num_attention_heads);
+  d->set_kv_heads(c.num_key_value_heads);
+  d->set_head_dim(c.head_dim);
+  d->set_attn_dim(c.q_dim());
+  d->set_intermediate_size(c.intermediate_size);
+  d->set_parameters(c.NumParameters());
+  d->set_kv_cache_values_per_token(c.KvCacheValuesPerToken());
+  d->set_kv_cache_values_per_token_per_layer(2 * c.kv_dim());
 }
 
 }  // namespace
@@ -221,20 +219,20 @@ std::vector<int64_t> HeadChannels(const std::vector<int64_t>& heads, int64_t hea
   return out;
 }
 
-int64_t AttnUnitHeads(int64_t heads, int64_t kv_heads, GqaMode mode) {
+int64_t AttnUnitHeads(int64_t heads, int64_t kv_heads, v1::GqaMode mode) {
   if (kv_heads == heads) return 1;
-  return mode == GqaMode::kKvGroups ? heads / kv_heads : kv_heads;
+  return mode == v1::GQA_MODE_KV_GROUPS ? heads / kv_heads : kv_heads;
 }
 
 HeadSelection SelectHeads(const std::vector<double>& h, int64_t kv_heads, int64_t keep_q_heads,
-                          GqaMode mode) {
+                          v1::GqaMode mode) {
   const int64_t heads = static_cast<int64_t>(h.size());
   const int64_t rep = heads / kv_heads;  // query heads per KV head
   HeadSelection sel;
   if (rep == 1) {
     sel.q_heads = TopKSorted(h, keep_q_heads);
     sel.kv_heads = sel.q_heads;
-  } else if (mode == GqaMode::kKvGroups) {
+  } else if (mode == v1::GQA_MODE_KV_GROUPS) {
     std::vector<double> group(kv_heads, 0.0);
     for (int64_t i = 0; i < heads; ++i) group[i / rep] += h[i];
     sel.kv_heads = TopKSorted(group, keep_q_heads / rep);
@@ -253,40 +251,41 @@ HeadSelection SelectHeads(const std::vector<double>& h, int64_t kv_heads, int64_
 }
 
 absl::StatusOr<std::vector<TransActDims>> PlanTransAct(const LlamaConfig& c,
-                                                       const TransActOptions& o) {
+                                                       const v1::TransActOptions& o) {
   const int64_t heads = c.num_attention_heads, kv = c.num_key_value_heads, hd = c.head_dim;
   const int64_t q_dim = heads * hd, dff = c.intermediate_size;
-  if (o.shots < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("transact.shots: must be >= 1, got ", o.shots));
+  if (o.shots() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("transact.shots: must be >= 1, got ", o.shots()));
   }
-  if (o.attn_dim > q_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("transact.attn_dim: ", o.attn_dim,
+  if (o.attn_dim() > q_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("transact.attn_dim: ", o.attn_dim(),
                                                    " exceeds the model's attention dim ", q_dim,
                                                    " (", heads, " heads x ", hd, ")"));
   }
-  if (o.mlp_dim > dff) {
-    return absl::InvalidArgumentError(absl::StrCat("transact.mlp_dim: ", o.mlp_dim,
+  if (o.mlp_dim() > dff) {
+    return absl::InvalidArgumentError(absl::StrCat("transact.mlp_dim: ", o.mlp_dim(),
                                                    " exceeds the model's intermediate_size ", dff));
   }
-  if (o.attn_dim < 0 || o.mlp_dim < 0 || !(o.attn_ratio >= 0 && o.attn_ratio < 1) ||
-      !(o.mlp_ratio >= 0 && o.mlp_ratio < 1)) {
+  if (o.attn_dim() < 0 || o.mlp_dim() < 0 || !(o.attn_ratio() >= 0 && o.attn_ratio() < 1) ||
+      !(o.mlp_ratio() >= 0 && o.mlp_ratio() < 1)) {
     return absl::InvalidArgumentError("transact: ratios must be in [0, 1) and dims >= 0");
   }
-  const int64_t unit = AttnUnitHeads(heads, kv, o.gqa_mode);
-  const int64_t attn_target = o.attn_dim > 0 ? o.attn_dim : KeptByRatio(q_dim, o.attn_ratio);
+  const int64_t unit = AttnUnitHeads(heads, kv, o.gqa_mode());
+  const int64_t attn_target = o.attn_dim() > 0 ? o.attn_dim() : KeptByRatio(q_dim, o.attn_ratio());
   const int64_t target_heads = std::clamp<int64_t>(
       CeilDiv(std::max<int64_t>(attn_target, 1), unit * hd) * unit, unit, heads);
   const int64_t mlp_target =
-      std::clamp<int64_t>(o.mlp_dim > 0 ? o.mlp_dim : KeptByRatio(dff, o.mlp_ratio), 1, dff);
-  const std::vector<int64_t> attn = DimSchedule(q_dim, target_heads * hd, o.shots, unit * hd);
-  const std::vector<int64_t> mlp = DimSchedule(dff, mlp_target, o.shots, 1);
+      std::clamp<int64_t>(o.mlp_dim() > 0 ? o.mlp_dim() : KeptByRatio(dff, o.mlp_ratio()), 1, dff);
+  const std::vector<int64_t> attn = DimSchedule(q_dim, target_heads * hd, o.shots(), unit * hd);
+  const std::vector<int64_t> mlp = DimSchedule(dff, mlp_target, o.shots(), 1);
   std::vector<TransActDims> plan;
-  for (int s = 0; s < o.shots; ++s) {
+  for (int s = 0; s < o.shots(); ++s) {
     TransActDims d;
     d.heads = attn[s] / hd;
-    d.kv_heads = kv == heads                        ? d.heads
-                 : o.gqa_mode == GqaMode::kKvGroups ? d.heads / (heads / kv)
-                                                    : kv;
+    d.kv_heads = kv == heads                              ? d.heads
+                 : o.gqa_mode() == v1::GQA_MODE_KV_GROUPS ? d.heads / (heads / kv)
+                                                          : kv;
     d.intermediate = mlp[s];
     plan.push_back(d);
   }
@@ -327,15 +326,16 @@ absl::StatusOr<ActivationScores> ScoreActivations(const LlamaModel& model, const
 
 // ---- Pruning ----------------------------------------------------------------------------
 
-absl::StatusOr<json> TransActPrune(LlamaModel& model, const at::Tensor& calib_tokens,
-                                   const TransActOptions& options, const ForwardOptions& fwd,
-                                   const LayerProgress& progress) {
+absl::StatusOr<v1::TransActReport> TransActPrune(LlamaModel& model, const at::Tensor& calib_tokens,
+                                                 const v1::TransActOptions& options,
+                                                 const ForwardOptions& fwd,
+                                                 const LayerProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(CheckTokens(model, calib_tokens));
   const LlamaConfig dense = model.config;
   ASSIGN_OR_RETURN(std::vector<TransActDims> plan, PlanTransAct(dense, options));
   const int64_t layers = dense.num_hidden_layers, hd = dense.head_dim;
-  const int shots = options.shots;
+  const int shots = options.shots();
   ResetDevicePeak(fwd.device);
 
   // Kept indices in the dense model's numbering, per layer, as of the last completed shot.
@@ -344,7 +344,7 @@ absl::StatusOr<json> TransActPrune(LlamaModel& model, const at::Tensor& calib_to
   std::vector<std::vector<int64_t>> mlp_map(layers, Iota(dense.intermediate_size));
 
   StageTimer timer(fwd.device);
-  json shots_json = json::array();
+  v1::TransActReport report;
   for (int s = 0; s < shots; ++s) {
     const auto shot_start = std::chrono::steady_clock::now();
     const TransActDims& d = plan[s];
@@ -359,7 +359,7 @@ absl::StatusOr<json> TransActPrune(LlamaModel& model, const at::Tensor& calib_to
         mlp = FiniteScores(mlp_sq, l, "down_proj's input");
         if (!attn.ok() || !mlp.ok()) return;
         const int64_t kv_now = w[Proj::kK].size(0) / hd;
-        sel[l] = SelectHeads(HeadScores(*attn, hd), kv_now, d.heads, options.gqa_mode);
+        sel[l] = SelectHeads(HeadScores(*attn, hd), kv_now, d.heads, options.gqa_mode());
         mlp_keep[l] = TopKSorted(*mlp, d.intermediate);
       });
       RETURN_IF_ERROR(attn.status());
@@ -381,54 +381,41 @@ absl::StatusOr<json> TransActPrune(LlamaModel& model, const at::Tensor& calib_to
       kv_map[l] = Compose(kv_map[l], sel[l].kv_heads);
       mlp_map[l] = Compose(mlp_map[l], mlp_keep[l]);
     }
-    shots_json.push_back(
-        {{"shot", s + 1},
-         {"attention_heads", d.heads},
-         {"kv_heads", d.kv_heads},
-         {"attn_dim", d.heads * hd},
-         {"intermediate_size", d.intermediate},
-         {"seconds",
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - shot_start).count()}});
+    v1::TransActShot* shot = report.add_shots();
+    shot->set_shot(s + 1);
+    shot->set_attention_heads(d.heads);
+    shot->set_kv_heads(d.kv_heads);
+    shot->set_attn_dim(d.heads * hd);
+    shot->set_intermediate_size(d.intermediate);
+    shot->set_seconds(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - shot_start).count());
   }
   RETURN_IF_ERROR(Annotate(model.config.Validate(), "transact: sliced config"));
 
   const bool gqa = dense.num_key_value_heads != dense.num_attention_heads;
   const int64_t unit =
-      AttnUnitHeads(dense.num_attention_heads, dense.num_key_value_heads, options.gqa_mode);
-  json layer_json = json::array();
+      AttnUnitHeads(dense.num_attention_heads, dense.num_key_value_heads, options.gqa_mode());
   const bool with_mlp = layers * model.config.intermediate_size <= 65536;
   for (int64_t l = 0; l < layers; ++l) {
-    json j = {{"layer", l}, {"q_heads", q_map[l]}, {"kv_heads", kv_map[l]}};
-    if (with_mlp) j["mlp_channels"] = mlp_map[l];
-    layer_json.push_back(std::move(j));
+    v1::TransActLayer* layer = report.add_layers();
+    layer->set_layer(l);
+    layer->mutable_q_heads()->Add(q_map[l].begin(), q_map[l].end());
+    layer->mutable_kv_heads()->Add(kv_map[l].begin(), kv_map[l].end());
+    if (with_mlp) layer->mutable_mlp_channels()->Add(mlp_map[l].begin(), mlp_map[l].end());
   }
-  json stages = json::object();
-  for (const auto& [name, secs] : timer.seconds()) stages[name] = secs;
-  const int64_t kv_before = 2 * dense.kv_dim(), kv_after = 2 * model.config.kv_dim();
-  json details = {
-      {"gqa", gqa},
-      {"gqa_mode", std::string(GqaModeName(options.gqa_mode))},
-      {"attention_unit_heads", unit},
-      {"dense", DimsJson(dense)},
-      {"pruned", DimsJson(model.config)},
-      {"shots", shots_json},
-      {"layers", layer_json},
-      {"kv_cache",
-       absl::StrCat("per token per layer ", kv_before, " -> ", kv_after, " values (",
-                    100.0 * double(kv_after) / double(kv_before), "%); over ", layers, " layers ",
-                    dense.KvCacheValuesPerToken(), " -> ", model.config.KvCacheValuesPerToken())},
-      {"calibration_tokens", calib_tokens.numel()},
-      {"batch", AutoBatch(fwd.batch_size, calib_tokens.size(1), fwd.device)},
-      {"timing",
-       {{"stages", stages},
-        {"seconds",
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}}},
-      {"peak_device_bytes", DevicePeakBytes(fwd.device)},
-      {"recovery_training", "none (out of scope): sliced without retraining"}};
-  if (!with_mlp) {
-    details["mlp_channels_note"] = "per-layer MLP indices omitted (layers x intermediate > 65536)";
-  }
-  return details;
+  report.set_mlp_channels_omitted(!with_mlp);
+  report.set_gqa(gqa);
+  report.set_gqa_mode(options.gqa_mode());
+  report.set_attention_unit_heads(unit);
+  FillDims(dense, report.mutable_dense());
+  FillDims(model.config, report.mutable_pruned());
+  report.set_calibration_tokens(calib_tokens.numel());
+  report.set_batch(AutoBatch(fwd.batch_size, calib_tokens.size(1), fwd.device));
+  for (const auto& [name, secs] : timer.seconds()) (*report.mutable_stage_seconds())[name] = secs;
+  report.set_seconds(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  report.set_peak_device_bytes(DevicePeakBytes(fwd.device));
+  return report;
 }
 
 }  // namespace prunerd

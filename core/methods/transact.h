@@ -20,11 +20,11 @@
 //
 // Grouped-query attention (not in the reference code). Query head i reads KV head
 // i / (heads / kv_heads); a "KV group" is a KV head and its heads/kv_heads query heads.
-//  - GqaMode::kKvGroups (default): group score = Σ of its query heads' H; whole groups are kept
+//  - v1::GQA_MODE_KV_GROUPS (default): group score = Σ of its query heads' H; whole groups are kept
 //    or removed. Kept: the q rows of the kept groups' query heads, the k/v rows of the kept KV
 //    heads, the o columns of the kept query heads. The query-per-KV ratio is unchanged and the
 //    KV cache shrinks in proportion to the attention dim.
-//  - GqaMode::kQueryHeads: every KV head is kept; every group keeps the same number of query
+//  - v1::GQA_MODE_QUERY_HEADS: every KV head is kept; every group keeps the same number of query
 //    heads, its top ones by H. q rows and o columns of the kept query heads; k/v unchanged. The
 //    KV cache is unchanged.
 //  - MHA (kv_heads == heads): each head is its own group; both modes are the paper's head
@@ -48,8 +48,9 @@
 // current (already sliced) model. K = 1 is one-shot pruning. No recovery training: the model is
 // sliced and returned without any weight update.
 //
-//   ASSIGN_OR_RETURN(nlohmann::json details,
-//                    TransActPrune(model, calib_tokens, opts, fwd, progress));
+//   ASSIGN_OR_RETURN(v1::TransActReport details,
+//                    TransActPrune(model, calib_tokens, WithDefaults(spec).transact(), fwd,
+//                                  progress));
 //   // model.config now has the new heads / kv heads / intermediate_size; WriteHfModel(...)
 //
 // Thread-safety: the pure functions are thread-safe; TransActPrune mutates `model`, one call per
@@ -62,12 +63,11 @@
 #include <functional>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/status/statusor.h"
 #include "core/api/job_spec.h"
 #include "core/engine/llama_model.h"
 #include "core/engine/perplexity.h"
+#include "prunerd/v1/engine.pb.h"
 
 namespace prunerd {
 
@@ -101,11 +101,11 @@ struct HeadSelection {
 // KV heads, under `mode` (see the file comment). keep_q_heads must be a whole number of the
 // mode's units (AttnUnitHeads).
 HeadSelection SelectHeads(const std::vector<double>& head_scores, int64_t kv_heads,
-                          int64_t keep_q_heads, GqaMode mode);
+                          int64_t keep_q_heads, v1::GqaMode mode);
 
 // The number of query heads the attention dim moves by: heads/kv_heads (kv_groups), kv_heads
 // (query_heads), 1 for MHA.
-int64_t AttnUnitHeads(int64_t heads, int64_t kv_heads, GqaMode mode);
+int64_t AttnUnitHeads(int64_t heads, int64_t kv_heads, v1::GqaMode mode);
 
 // The dims of the model after one shot.
 struct TransActDims {
@@ -117,7 +117,7 @@ struct TransActDims {
 // Resolves the targets of `options` for `config` (see "Targets" above) and the per-shot dims.
 // InvalidArgument naming the field for an attn_dim / mlp_dim larger than the model's.
 absl::StatusOr<std::vector<TransActDims>> PlanTransAct(const LlamaConfig& config,
-                                                       const TransActOptions& options);
+                                                       const v1::TransActOptions& options);
 
 // ---- Scoring ----------------------------------------------------------------------------
 
@@ -143,13 +143,13 @@ absl::StatusOr<ActivationScores> ScoreActivations(const LlamaModel& model, const
 // weights are the dense entries bit for bit, in the model's storage dtype, on the host.
 // `progress` is called after every layer of every shot as (shot·layers + layer, shots·layers);
 // returning false gives Cancelled, with the model left as the last completed shot made it.
-// Returns the report details: the targets, the per-shot dims, per-layer kept indices in the
-// dense model's numbering (MLP channels only when layers·intermediate ≤ 65536), parameter and
-// KV-cache sizes before/after, and stage timings ("embed", "load", "score", "select", "slice",
-// "store", in seconds, device-synchronised).
-absl::StatusOr<nlohmann::json> TransActPrune(LlamaModel& model, const at::Tensor& calib_tokens,
-                                             const TransActOptions& options,
-                                             const ForwardOptions& fwd,
-                                             const LayerProgress& progress);
+// `options` must have its defaults filled in (WithDefaults). Returns the report: the per-shot
+// dims, per-layer kept indices in the dense model's numbering (MLP channels only when
+// layers·intermediate ≤ 65536), parameter and KV-cache sizes before/after, and stage timings
+// ("embed", "load", "score", "select", "slice", "store", in seconds, device-synchronised).
+absl::StatusOr<v1::TransActReport> TransActPrune(LlamaModel& model, const at::Tensor& calib_tokens,
+                                                 const v1::TransActOptions& options,
+                                                 const ForwardOptions& fwd,
+                                                 const LayerProgress& progress);
 
 }  // namespace prunerd

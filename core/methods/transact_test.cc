@@ -10,21 +10,25 @@
 //    within 1e-5 or twice the dense fp32 forward's own error (see PruneAndCheck); for a random
 //    MHA model, stories260K (GQA 8/4) and prose16M (GQA 6/2), in both GQA modes;
 //  - the written model reopened by Checkpoint::Open gives the same logits.
-#include "core/methods/transact.h"
-
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/api/engine.h"
+#include "core/api/proto_json.h"
+#include "core/api/report.h"
+#include "core/api/testing/spec_builders.h"
 #include "core/engine/model_export.h"
 #include "core/engine/torch_util.h"
 #include "core/io/remove_tree.h"
+#include "core/methods/transact.h"
 #include "core/model/checkpoint.h"
 #include "core/model/hf_writer.h"
 #include "core/testing/test_data.h"
@@ -79,7 +83,7 @@ TEST(TransActSelectionTest, ExampleFAndGqaByHand) {
   EXPECT_THAT(keep, ElementsAre(1, 2));
   EXPECT_THAT(HeadChannels(keep, 4), ElementsAre(4, 5, 6, 7, 8, 9, 10, 11));
   // MHA (3 heads, 3 KV heads): both modes are the paper's selection.
-  for (GqaMode mode : {GqaMode::kKvGroups, GqaMode::kQueryHeads}) {
+  for (v1::GqaMode mode : {v1::GQA_MODE_KV_GROUPS, v1::GQA_MODE_QUERY_HEADS}) {
     HeadSelection s = SelectHeads(h, 3, 2, mode);
     EXPECT_THAT(s.q_heads, ElementsAre(1, 2));
     EXPECT_THAT(s.kv_heads, ElementsAre(1, 2));
@@ -94,18 +98,18 @@ TEST(TransActSelectionTest, ExampleFAndGqaByHand) {
   // GQA, 6 query heads over 2 KV heads (3 per group), H = (1, 5, 1 | 3, 3, 3).
   const std::vector<double> g = {1, 5, 1, 3, 3, 3};
   // kv_groups: group scores 7 and 9; keeping 3 query heads = 1 group keeps group 1.
-  HeadSelection kvg = SelectHeads(g, 2, 3, GqaMode::kKvGroups);
+  HeadSelection kvg = SelectHeads(g, 2, 3, v1::GQA_MODE_KV_GROUPS);
   EXPECT_THAT(kvg.q_heads, ElementsAre(3, 4, 5));
   EXPECT_THAT(kvg.kv_heads, ElementsAre(1));
   // query_heads: 4 heads = 2 per group; group 0 keeps 1 (score 5) and 0 (tie 1 = 1, lower
   // index wins); group 1 ties everywhere: 3 and 4. Every KV head stays.
-  HeadSelection qh = SelectHeads(g, 2, 4, GqaMode::kQueryHeads);
+  HeadSelection qh = SelectHeads(g, 2, 4, v1::GQA_MODE_QUERY_HEADS);
   EXPECT_THAT(qh.q_heads, ElementsAre(0, 1, 3, 4));
   EXPECT_THAT(qh.kv_heads, ElementsAre(0, 1));
   // Units: a group of 3 heads, one head per group (2), one head for MHA.
-  EXPECT_EQ(AttnUnitHeads(6, 2, GqaMode::kKvGroups), 3);
-  EXPECT_EQ(AttnUnitHeads(6, 2, GqaMode::kQueryHeads), 2);
-  EXPECT_EQ(AttnUnitHeads(32, 32, GqaMode::kQueryHeads), 1);
+  EXPECT_EQ(AttnUnitHeads(6, 2, v1::GQA_MODE_KV_GROUPS), 3);
+  EXPECT_EQ(AttnUnitHeads(6, 2, v1::GQA_MODE_QUERY_HEADS), 2);
+  EXPECT_EQ(AttnUnitHeads(32, 32, v1::GQA_MODE_QUERY_HEADS), 1);
   // Top-k ties and ordering.
   EXPECT_THAT(TopKSorted({2, 9, 2, 9, 1}, 3), ElementsAre(0, 1, 3));
 }
@@ -126,7 +130,7 @@ TEST(TransActPlanTest, TargetsRoundUpToWholeUnits) {
   // §9.1 item 9: LLaMA-2-7B at MHA 768, MLP 1536: 6 heads = 6 KV heads of 128,
   // 1,269,043,200 parameters, KV cache 2 x 768 per token per layer; K = 8 shots as §6.5.
   LlamaConfig c = Llama2_7B();
-  auto plan = PlanTransAct(c, TransActOptions{.attn_dim = 768, .mlp_dim = 1536, .shots = 8});
+  auto plan = PlanTransAct(c, TransActOpts{.attn_dim = 768, .mlp_dim = 1536, .shots = 8});
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->size(), 8u);
   const int64_t heads[] = {29, 26, 23, 20, 17, 14, 10, 6};
@@ -156,23 +160,23 @@ TEST(TransActPlanTest, TargetsRoundUpToWholeUnits) {
   };
   // 25%: 384 - 96 = 288 dims; kv_groups units of 192 -> ceil(1.5) = 2 groups (nothing
   // removed); MLP 1024 - 256 = 768.
-  TransActDims d = last(PlanTransAct(prose, {.attn_ratio = 0.25, .mlp_ratio = 0.25}));
+  TransActDims d = last(PlanTransAct(prose, TransActOpts{.attn_ratio = 0.25, .mlp_ratio = 0.25}));
   EXPECT_EQ(d.heads, 6);
   EXPECT_EQ(d.kv_heads, 2);
   EXPECT_EQ(d.intermediate, 768);
   // 50%: 192 dims = 1 group (3 heads, 1 KV head); MLP 512.
-  d = last(PlanTransAct(prose, {.attn_ratio = 0.5, .mlp_ratio = 0.5}));
+  d = last(PlanTransAct(prose, TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5}));
   EXPECT_EQ(d.heads, 3);
   EXPECT_EQ(d.kv_heads, 1);
   EXPECT_EQ(d.intermediate, 512);
   // query_heads: units of 2 heads (128 dims); 50% -> ceil(192 / 128) = 2 per group = 4 heads.
-  d = last(PlanTransAct(prose, {.attn_ratio = 0.5, .gqa_mode = GqaMode::kQueryHeads}));
+  d = last(PlanTransAct(prose, TransActOpts{.attn_ratio = 0.5, .gqa_mode = v1::GQA_MODE_QUERY_HEADS}));
   EXPECT_EQ(d.heads, 4);
   EXPECT_EQ(d.kv_heads, 2);
-  d = last(PlanTransAct(prose, {.attn_ratio = 0.25, .gqa_mode = GqaMode::kQueryHeads}));
+  d = last(PlanTransAct(prose, TransActOpts{.attn_ratio = 0.25, .gqa_mode = v1::GQA_MODE_QUERY_HEADS}));
   EXPECT_EQ(d.heads, 6);
   // Explicit dims: attn_dim 100 rounds up to one group; at least one unit always stays.
-  d = last(PlanTransAct(prose, {.attn_dim = 100, .mlp_dim = 7}));
+  d = last(PlanTransAct(prose, TransActOpts{.attn_dim = 100, .mlp_dim = 7}));
   EXPECT_EQ(d.heads, 3);
   EXPECT_EQ(d.intermediate, 7);
   // stories260K: 8 heads of 8, 4 KV heads, d_ff 172. kv_groups units of 2 heads (16 dims):
@@ -182,19 +186,19 @@ TEST(TransActPlanTest, TargetsRoundUpToWholeUnits) {
   st.num_key_value_heads = 4;
   st.head_dim = 8;
   st.intermediate_size = 172;
-  d = last(PlanTransAct(st, {.attn_ratio = 0.25, .mlp_ratio = 0.25}));
+  d = last(PlanTransAct(st, TransActOpts{.attn_ratio = 0.25, .mlp_ratio = 0.25}));
   EXPECT_EQ(d.heads, 6);
   EXPECT_EQ(d.kv_heads, 3);
   EXPECT_EQ(d.intermediate, 129);
-  d = last(PlanTransAct(st, {.attn_ratio = 0.5, .mlp_ratio = 0.5}));
+  d = last(PlanTransAct(st, TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5}));
   EXPECT_EQ(d.heads, 4);
   EXPECT_EQ(d.kv_heads, 2);
   EXPECT_EQ(d.intermediate, 86);
   // Too large explicit dims are errors naming the field.
-  auto bad = PlanTransAct(prose, {.attn_dim = 385});
+  auto bad = PlanTransAct(prose, TransActOpts{.attn_dim = 385});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("transact.attn_dim"));
-  bad = PlanTransAct(prose, {.mlp_dim = 1025});
+  bad = PlanTransAct(prose, TransActOpts{.mlp_dim = 1025});
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("transact.mlp_dim"));
 }
 
@@ -264,6 +268,9 @@ at::Tensor RandomTokens(int64_t n, int64_t t, int64_t vocab, uint64_t seed) {
 }
 
 std::vector<int64_t> Ints(const json& j) { return j.get<std::vector<int64_t>>(); }
+
+// The report as JSON, so the checks read it by name.
+json AsJson(const v1::TransActReport& r) { return json::parse(ProtoToJson(r)); }
 
 // The dense model with the channels outside `kept` zeroed in o_proj's and down_proj's inputs
 // (columns of W_o and W_down), fp32. Kept indices come from the report, in dense numbering.
@@ -360,7 +367,7 @@ at::Tensor OrderedLogits(const LlamaModel& m, const at::Tensor& tokens, at::Scal
 // rows/columns at the reported indices, bit for bit, in the storage dtype; norms, embeddings
 // and lm_head untouched; the config matches the tensors.
 void CheckSlicedModel(const LlamaModel& dense, const LlamaModel& pruned, const json& details,
-                      GqaMode mode) {
+                      v1::GqaMode mode) {
   const LlamaConfig& dc = dense.config;
   const LlamaConfig& pc = pruned.config;
   const int64_t hd = dc.head_dim, rep = dc.num_queries_per_kv();
@@ -383,7 +390,7 @@ void CheckSlicedModel(const LlamaModel& dense, const LlamaModel& pruned, const j
       EXPECT_EQ(std::set<int64_t>(v->begin(), v->end()).size(), v->size());  // unique
     }
     // Kept query heads must read the kept KV heads in the same order of groups.
-    if (rep > 1 && mode == GqaMode::kKvGroups) {
+    if (rep > 1 && mode == v1::GQA_MODE_KV_GROUPS) {
       ASSERT_EQ(q.size(), kv.size() * rep);
       for (size_t i = 0; i < q.size(); ++i) EXPECT_EQ(q[i] / rep, kv[i / rep]);
     } else if (rep > 1) {
@@ -414,7 +421,7 @@ void CheckSlicedModel(const LlamaModel& dense, const LlamaModel& pruned, const j
 struct Case {
   std::string name;
   std::string path;
-  TransActOptions options;
+  TransActOpts options;
   int64_t heads, kv_heads, intermediate;  // expected, worked out by hand
 };
 
@@ -429,14 +436,15 @@ json PruneAndCheck(const Case& c, const at::Tensor& calib, const at::Tensor& pro
   EXPECT_EQ(pruned.config.num_attention_heads, c.heads);
   EXPECT_EQ(pruned.config.num_key_value_heads, c.kv_heads);
   EXPECT_EQ(pruned.config.intermediate_size, c.intermediate);
-  CheckSlicedModel(dense, pruned, *details, c.options.gqa_mode);
+  const json report = AsJson(*details);
+  CheckSlicedModel(dense, pruned, report, c.options.gqa_mode);
   // §9.1 item 11: function preservation. In fp64 the sliced model and the zeroed dense model
   // agree exactly (the removed channels only ever add exact zeros). In fp32 they differ by
   // summation order (o_proj/down_proj reduce over fewer inputs): at most 1e-5, or, where the
   // fp32 forward itself is less accurate than that (logits ~20 over 5-8 layers), at most twice
   // the dense model's own fp32-vs-fp64 error on the same probe.
   const ForwardOptions f64{.dtype = at::kDouble};
-  const LlamaModel zeroed_model = ZeroedDense(dense, *details);
+  const LlamaModel zeroed_model = ZeroedDense(dense, report);
   at::Tensor sliced = Logits(pruned, probe, ForwardOptions{});
   at::Tensor zeroed = Logits(zeroed_model, probe, ForwardOptions{});
   at::Tensor dense32 = Logits(dense, probe, ForwardOptions{});
@@ -460,7 +468,7 @@ json PruneAndCheck(const Case& c, const at::Tensor& calib, const at::Tensor& pro
       c.name.c_str(), d64, d32, ordered32, fp32_noise, sliced.abs().max().item<double>());
   // And pruning changed the function (the zeroing is not vacuous).
   EXPECT_GT(MaxAbsDiff(sliced, dense32), 1e-3);
-  return *details;
+  return report;
 }
 
 TEST(TransActPruneTest, FunctionPreservingOnMhaAndShotsCompose) {
@@ -482,7 +490,7 @@ TEST(TransActPruneTest, FunctionPreservingOnMhaAndShotsCompose) {
   c.options.shots = 1;
   c.name = "mha kv_groups";
   json a = PruneAndCheck(c, calib, probe);
-  c.options.gqa_mode = GqaMode::kQueryHeads;
+  c.options.gqa_mode = v1::GQA_MODE_QUERY_HEADS;
   c.name = "mha query_heads";
   json b = PruneAndCheck(c, calib, probe);
   EXPECT_EQ(a["layers"], b["layers"]);
@@ -501,7 +509,7 @@ TEST(TransActPruneTest, FunctionPreservingOnGqaModelsInBothModes) {
       calib_s, probe_s);
   PruneAndCheck({"stories query_heads 50%",
                  Stories(),
-                 {.attn_ratio = 0.5, .mlp_ratio = 0.5, .gqa_mode = GqaMode::kQueryHeads},
+                 {.attn_ratio = 0.5, .mlp_ratio = 0.5, .gqa_mode = v1::GQA_MODE_QUERY_HEADS},
                  4,
                  4,
                  86},
@@ -513,7 +521,7 @@ TEST(TransActPruneTest, FunctionPreservingOnGqaModelsInBothModes) {
                 calib_p, probe_p);
   PruneAndCheck({"prose query_heads 50%",
                  Prose(),
-                 {.attn_ratio = 0.5, .mlp_ratio = 0.25, .gqa_mode = GqaMode::kQueryHeads},
+                 {.attn_ratio = 0.5, .mlp_ratio = 0.25, .gqa_mode = v1::GQA_MODE_QUERY_HEADS},
                  4,
                  2,
                  768},
@@ -565,7 +573,7 @@ TEST(TransActScoreTest, BatchedStreamedScoresMatchNaiveForwardAndDriveSelection)
   }
   // The pruning selects what the naive scores select (kv_groups 50%, MLP 50%): head scores
   // and group sums recomputed here with tensor ops from the naive scores.
-  auto details = TransActPrune(m, tokens, {.attn_ratio = 0.5, .mlp_ratio = 0.5},
+  auto details = TransActPrune(m, tokens, TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5},
                                ForwardOptions{.batch_size = 2}, nullptr);
   ASSERT_TRUE(details.ok()) << details.status();
   for (int64_t l = 0; l < 5; ++l) {
@@ -574,10 +582,10 @@ TEST(TransActScoreTest, BatchedStreamedScoresMatchNaiveForwardAndDriveSelection)
     at::Tensor groups = h.view({4, 2}).sum(1);
     at::Tensor top = std::get<0>(std::get<1>(groups.topk(2)).sort());
     std::vector<int64_t> expect_kv(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + 2);
-    EXPECT_EQ(Ints((*details)["layers"][l]["kv_heads"]), expect_kv) << "layer " << l;
+    EXPECT_EQ(Ints(AsJson(*details)["layers"][l]["kv_heads"]), expect_kv) << "layer " << l;
     at::Tensor mtop = std::get<0>(std::get<1>(naive[l].second.topk(86)).sort());
     std::vector<int64_t> expect_mlp(mtop.data_ptr<int64_t>(), mtop.data_ptr<int64_t>() + 86);
-    EXPECT_EQ(Ints((*details)["layers"][l]["mlp_channels"]), expect_mlp) << "layer " << l;
+    EXPECT_EQ(Ints(AsJson(*details)["layers"][l]["mlp_channels"]), expect_mlp) << "layer " << l;
   }
 }
 
@@ -586,7 +594,7 @@ TEST(TransActPruneTest, RatioZeroIsANoOpAndCancelLeavesTheModel) {
   LlamaModel m = Load(Stories());
   const at::Tensor tokens = RandomTokens(2, 16, 512, 31);
   auto d =
-      TransActPrune(m, tokens, {.attn_ratio = 0.0, .mlp_ratio = 0.0}, ForwardOptions{}, nullptr);
+      TransActPrune(m, tokens, TransActOpts{.attn_ratio = 0.0, .mlp_ratio = 0.0}, ForwardOptions{}, nullptr);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(m.config.NumParameters(), dense.config.NumParameters());
   for (int64_t l = 0; l < 5; ++l) {
@@ -596,7 +604,7 @@ TEST(TransActPruneTest, RatioZeroIsANoOpAndCancelLeavesTheModel) {
   int calls = 0;
   std::vector<std::pair<int64_t, int64_t>> seen;
   LlamaModel c = Load(Stories());
-  auto r = TransActPrune(c, tokens, {.attn_ratio = 0.5, .mlp_ratio = 0.5, .shots = 2},
+  auto r = TransActPrune(c, tokens, TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5, .shots = 2},
                          ForwardOptions{}, [&](int64_t layer, int64_t layers) {
                            seen.push_back({layer, layers});
                            return ++calls < 7;
@@ -621,7 +629,8 @@ TEST(TransActExportTest, WrittenModelReloadsWithTheSameLogits) {
     ASSERT_TRUE(m.ok());
     const int64_t vocab = m->config.vocab_size;
     auto d = TransActPrune(*m, RandomTokens(3, 32, vocab, 41),
-                           {.attn_ratio = 0.5, .mlp_ratio = 0.5}, ForwardOptions{}, nullptr);
+                           TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5}, ForwardOptions{},
+                           nullptr);
     ASSERT_TRUE(d.ok()) << d.status();
     const std::string dir = FreshDir("export_" + name);
     absl::Status s = WriteHfModel(*m, ckpt->tokenizer_path(), dir);
@@ -647,33 +656,36 @@ TEST(TransActExportTest, WrittenModelReloadsWithTheSameLogits) {
 
 TEST(TransActJobTest, RunPruneJobReportsStructureAndWritesTheModel) {
   const std::string out = FreshDir("job_out");
-  PruneJobSpec spec;
-  spec.model_path = Stories();
-  spec.method = Method::kTransAct;
-  spec.transact = {.attn_ratio = 0.5, .mlp_ratio = 0.5};
-  spec.calibration = {.path = TestDataPath("text/tinystories/tinystories_val_head.txt"),
-                      .num_samples = 8,
-                      .seqlen = 64};
-  spec.evaluation = DataSpec{.path = TestDataPath("text/tinystories/tinystories_val_head.txt"),
-                             .seqlen = 128,
-                             .max_windows = 6};
-  spec.output_dir = out;
-  auto r = RunPruneJob(spec, nullptr);
+  v1::JobSpec spec;
+  spec.set_model(Stories());
+  spec.set_method(v1::METHOD_TRANSACT);
+  *spec.mutable_transact() = TransActOpts{.attn_ratio = 0.5, .mlp_ratio = 0.5};
+  const std::string text = TestDataPath("text/tinystories/tinystories_val_head.txt");
+  spec.mutable_calibration()->set_uri(text);
+  spec.mutable_calibration()->set_num_samples(8);
+  spec.mutable_calibration()->set_seqlen(64);
+  spec.mutable_evaluation()->set_uri(text);
+  spec.mutable_evaluation()->set_seqlen(128);
+  spec.mutable_evaluation()->set_max_windows(6);
+  auto r = RunPruneJob(spec, RunOptions{.output_dir = out}, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
-  json rep = json::parse(r->report_json);
-  const json& st = rep["structure"];
+  const v1::TransActReport& t = r->transact();
   // 260,032 dense parameters (data/README.md). Pruned, per layer: q 32x64, k and v 16x64 each,
   // o 64x32 (4 of 8 heads, 2 of 4 KV heads of 8), gate/up/down 86x64 each, two norms; plus the
   // tied 512x64 embedding and the final norm.
-  EXPECT_EQ(st["parameters_before"].get<int64_t>(), 260032);
+  EXPECT_EQ(t.dense().parameters(), 260032);
   const int64_t attn = 64 * 32 + 2 * 16 * 64 + 64 * 32, mlp = 3 * 86 * 64, norms = 2 * 64;
-  EXPECT_EQ(st["parameters_after"].get<int64_t>(), 512 * 64 + 5 * (attn + mlp + norms) + 64);
-  EXPECT_EQ(st["kv_cache_values_per_token_before"].get<int64_t>(), 2 * 5 * 32);
-  EXPECT_EQ(st["kv_cache_values_per_token_after"].get<int64_t>(), 2 * 5 * 16);
-  EXPECT_GT(r->ppl_dense, 1.0);
-  EXPECT_GT(r->ppl_pruned, r->ppl_dense);  // no retraining: quality drops
-  EXPECT_TRUE(std::isfinite(r->ppl_pruned));
-  EXPECT_EQ(rep["method_details"]["pruned"]["attention_heads"].get<int64_t>(), 4);
+  EXPECT_EQ(t.pruned().parameters(), 512 * 64 + 5 * (attn + mlp + norms) + 64);
+  EXPECT_EQ(t.dense().kv_cache_values_per_token(), 2 * 5 * 32);
+  EXPECT_EQ(t.pruned().kv_cache_values_per_token(), 2 * 5 * 16);
+  EXPECT_DOUBLE_EQ(r->sparsity(), 1.0 - double(t.pruned().parameters()) / 260032.0);
+  const ReportSummary summary = SummarizeReport(*r);
+  ASSERT_TRUE(summary.perplexity_dense && summary.perplexity_pruned);
+  EXPECT_GT(*summary.perplexity_dense, 1.0);
+  EXPECT_GT(*summary.perplexity_pruned, *summary.perplexity_dense);  // no retraining
+  EXPECT_TRUE(std::isfinite(*summary.perplexity_pruned));
+  EXPECT_EQ(t.pruned().attention_heads(), 4);
+  EXPECT_FALSE(r->has_sparsity_detail());  // structured: no per-matrix zeros
   LlamaModel back = Load(out);
   EXPECT_EQ(back.config.num_attention_heads, 4);
   EXPECT_EQ(back.config.num_key_value_heads, 2);

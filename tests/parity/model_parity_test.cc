@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
 #include "core/engine/model_loader.h"
 #include "core/engine/perplexity.h"
 #include "core/testing/test_data.h"
@@ -67,7 +68,8 @@ void ExpectPerplexityMatches(const Case& c, const std::string& text, const std::
   const int64_t n = FullParity() ? g["n_windows"].get<int64_t>()
                                  : std::min<int64_t>(kCpuWindows, g["n_windows"].get<int64_t>());
   EvalSpec spec{.model_path = TestDataPath(c.model), .data_path = TestDataPath(text),
-                .seqlen = t, .max_windows = n, .device = TestDevice(), .dtype = dtype};
+                .seqlen = t, .max_windows = n, .device = TestDevice(),
+                .dtype = *ParseEnum<v1::DType>(dtype, "dtype")};
   auto r = EvaluatePerplexity(spec, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(r->windows, n);

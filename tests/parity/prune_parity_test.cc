@@ -11,6 +11,8 @@
 #include <filesystem>
 
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
+#include "core/api/report.h"
 #include "core/io/remove_tree.h"
 #include "core/model/checkpoint.h"
 #include "core/testing/test_data.h"
@@ -63,36 +65,40 @@ void RunCase(const ModelSetup& m, const ParityCase& c) {
   ASSERT_FALSE(cfg.is_null()) << "no golden config " << c.golden_config;
   const nlohmann::json& gppl = cfg["ppl"][m.eval_key];
 
-  PruneJobSpec spec;
-  spec.model_path = TestDataPath(m.model);
-  spec.method = *ParseMethod(c.method);
-  if (*c.pattern)
-    spec.pattern = *ParseNM(c.pattern);
-  else
-    spec.pattern.ratio = 0.5;
-  spec.barber.init = *ParseMethod(c.init);
-  spec.barber.tau = c.tau;
-  spec.calibration = DataSpec{.path = GoldenPath(cal["file"].get<std::string>()),
-                              .num_samples = cal["n"].get<int64_t>(),
-                              .seqlen = cal["T"].get<int64_t>()};
+  v1::JobSpec spec;
+  spec.set_model(TestDataPath(m.model));
+  spec.set_method(*ParseEnum<v1::Method>(c.method, "method"));
+  if (*c.pattern) {
+    *spec.mutable_pattern() = *ParseNMPattern(c.pattern, "pattern");
+  } else {
+    spec.set_ratio(0.5);
+  }
+  if (spec.method() == v1::METHOD_BARBER) {
+    spec.mutable_barber()->set_init(*ParseEnum<v1::Method>(c.init, "init"));
+    spec.mutable_barber()->set_tau(c.tau);
+  }
+  v1::DataSource* calib = spec.mutable_calibration();
+  calib->set_uri(GoldenPath(cal["file"].get<std::string>()));
+  calib->set_num_samples(cal["n"].get<int64_t>());
+  calib->set_seqlen(cal["T"].get<int64_t>());
   const bool full = TestDevice() != "cpu" || EnvOr("PRUNERD_PARITY_FULL", "0") == "1";
   if (full) {
-    spec.evaluation = DataSpec{.path = TestDataPath(m.eval_text),
-                               .seqlen = gppl["T"].get<int64_t>(),
-                               .max_windows = gppl["n_windows"].get<int64_t>()};
+    v1::DataSource* e = spec.mutable_evaluation();
+    e->set_uri(TestDataPath(m.eval_text));
+    e->set_seqlen(gppl["T"].get<int64_t>());
+    e->set_max_windows(gppl["n_windows"].get<int64_t>());
   }
-  spec.device = TestDevice();
-  spec.dtype = "float32";  // the reference runs in fp32
-  spec.eval_dense = false;
-  spec.eval_calibration = false;
+  spec.set_dtype(v1::DTYPE_FLOAT32);  // the reference runs in fp32
+  spec.set_skip_dense_eval(true);
+  spec.set_skip_calibration_eval(true);
   const std::string out = ::testing::TempDir() + "/parity_" + m.name + "_" + c.golden_config;
   (void)RemoveTree(out);
-  spec.output_dir = out;
-  auto r = RunPruneJob(spec, nullptr);
+  auto r = RunPruneJob(spec, RunOptions{.device = TestDevice(), .output_dir = out}, nullptr);
   ASSERT_TRUE(r.ok()) << r.status();
 
   const double ref_ppl = gppl["ppl"].get<double>();
-  const double rel = full ? std::abs(r->ppl_pruned - ref_ppl) / ref_ppl : 0.0;
+  const double ppl_pruned = SummarizeReport(*r).perplexity_pruned.value_or(0);
+  const double rel = full ? std::abs(ppl_pruned - ref_ppl) / ref_ppl : 0.0;
 
   auto ckpt = Checkpoint::Open(out);
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
@@ -114,7 +120,7 @@ void RunCase(const ModelSetup& m, const ParityCase& c) {
   std::printf("%-12s %-34s masks %.6f identical (%ld of %ld differ)", m.name, c.golden_config,
               agreement, static_cast<long>(total - same), static_cast<long>(total));
   if (full) {
-    std::printf("  ppl %.4f vs reference %.4f (rel %.2e)", r->ppl_pruned, ref_ppl, rel);
+    std::printf("  ppl %.4f vs reference %.4f (rel %.2e)", ppl_pruned, ref_ppl, rel);
   }
   std::printf("\n");
   std::fflush(stdout);
