@@ -7,14 +7,13 @@
 #include <filesystem>
 #include <system_error>
 
-#include <google/protobuf/util/json_util.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/api/proto_json.h"
 #include "core/common/status_macros.h"
+#include "core/io/sha256.h"
 #include "server/path_policy.h"
-#include "server/sha256.h"
 
 namespace prunerd {
 namespace {
@@ -69,23 +68,16 @@ absl::Status ArtifactStore::CommitModel(const std::string& job_id, const std::st
   return fs_->SyncDir(dir);
 }
 
-absl::Status ArtifactStore::WriteReport(const std::string& job_id, const std::string& report_json) {
+absl::Status ArtifactStore::WriteReport(const std::string& job_id, const v1::PruneReport& report) {
   RETURN_IF_ERROR(fs_->CreateDirs(JobDir(job_id)));
-  return WriteFileAtomically(fs_, absl::StrCat(JobDir(job_id), "/", kReportArtifact), report_json);
+  return WriteFileAtomically(fs_, absl::StrCat(JobDir(job_id), "/", kReportArtifact),
+                             ProtoToJson(report, {.pretty = true, .with_defaults = true}) + "\n");
 }
 
 absl::Status ArtifactStore::WriteEventLog(const std::string& job_id,
                                           const std::vector<v1::JobEvent>& events) {
   std::string text;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = false;
-  for (const v1::JobEvent& ev : events) {
-    std::string line;
-    if (!google::protobuf::util::MessageToJsonString(ev, &line, opts).ok()) {
-      return absl::InternalError("cannot render an event as JSON");
-    }
-    absl::StrAppend(&text, line, "\n");
-  }
+  for (const v1::JobEvent& ev : events) absl::StrAppend(&text, ProtoToJson(ev), "\n");
   RETURN_IF_ERROR(fs_->CreateDirs(JobDir(job_id)));
   return WriteFileAtomically(fs_, absl::StrCat(JobDir(job_id), "/", kEventsArtifact), text);
 }

@@ -16,7 +16,7 @@
 //   std::string out = artifacts.PrepareModelDir(id).value();   // give it to the engine
 //   ... engine writes out ...
 //   RETURN_IF_ERROR(artifacts.CommitModel(id, out));
-//   RETURN_IF_ERROR(artifacts.WriteReport(id, report_json));
+//   RETURN_IF_ERROR(artifacts.WriteReport(id, report));
 //   ASSIGN_OR_RETURN(auto list, artifacts.List(id));          // names, sizes, sha256
 //
 // Thread-safety: safe to call concurrently for different jobs; calls for one job are made by
@@ -49,7 +49,8 @@ class ArtifactStore {
   absl::StatusOr<std::string> PrepareModelDir(const std::string& job_id);
   // fsyncs every file of `written_dir` (the engine's output) and renames it to <job>/model.
   absl::Status CommitModel(const std::string& job_id, const std::string& written_dir);
-  absl::Status WriteReport(const std::string& job_id, const std::string& report_json);
+  // report.json: the report as JSON (core/api/proto_json.h), indented.
+  absl::Status WriteReport(const std::string& job_id, const v1::PruneReport& report);
   absl::Status WriteEventLog(const std::string& job_id, const std::vector<v1::JobEvent>& events);
   // Every committed artifact, sorted by name, hashed now (sha256 of the whole file).
   absl::StatusOr<std::vector<v1::Artifact>> List(const std::string& job_id);

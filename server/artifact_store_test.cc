@@ -1,12 +1,12 @@
-#include "server/artifact_store.h"
-
 #include <cstdio>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "core/api/proto_json.h"
+#include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/testing/temp_dir.h"
+#include "server/artifact_store.h"
 
 namespace prunerd {
 namespace {
@@ -86,7 +86,7 @@ TEST(ArtifactStoreTest, CommitListAndHash) {
   // Every file, then every directory, was fsynced before the rename.
   EXPECT_THAT(fs.synced, ::testing::IsSupersetOf({*tmp + "/config.json", *tmp + "/sub/w.bin",
                                                   *tmp + "/", *tmp + "/sub/"}));
-  ASSERT_TRUE(store.WriteReport("j-1", "{\"ok\": true}").ok());
+  ASSERT_TRUE(store.WriteReport("j-1", v1::PruneReport()).ok());
   auto list = store.List("j-1");
   ASSERT_TRUE(list.ok());
   std::vector<std::string> names;
@@ -99,7 +99,10 @@ TEST(ArtifactStoreTest, CommitListAndHash) {
   EXPECT_EQ((*list)[1].size_bytes(), 5000);
   auto d = store.Describe("j-1", "report.json");
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->size_bytes(), 12);
+  // report.json is the report as the API's JSON, every field shown.
+  const std::string want = ProtoToJson(v1::PruneReport(), {.pretty = true, .with_defaults = true});
+  EXPECT_EQ(d->size_bytes(), static_cast<int64_t>(want.size() + 1));
+  EXPECT_THAT(want, ::testing::HasSubstr("\"sparsity\": 0"));
 }
 
 TEST(ArtifactStoreTest, FailedCommitLeavesNoModelUnderTheFinalName) {
@@ -132,7 +135,7 @@ TEST(ArtifactStoreTest, FailedCommitLeavesNoModelUnderTheFinalName) {
 TEST(ArtifactStoreTest, PathOfConfinesNames) {
   TempDir dir;
   ArtifactStore store(dir.path(), FileSystem::Default());
-  ASSERT_TRUE(store.WriteReport("j-3", "{}").ok());
+  ASSERT_TRUE(store.WriteReport("j-3", v1::PruneReport()).ok());
   dir.Write("secret", "s");
   EXPECT_TRUE(store.PathOf("j-3", "report.json").ok());
   for (const char* bad :

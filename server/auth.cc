@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/io/sha256.h"
 #include "server/file_system.h"
-#include "server/sha256.h"
 
 namespace prunerd {
 

@@ -19,18 +19,11 @@
 #include "server/grpc_service.h"
 #include "server/http_endpoint.h"
 #include "server/job_manager.h"
-#include "server/job_spec_mapping.h"
 #include "server/logging.h"
 #include "server/metrics.h"
 #include "server/path_policy.h"
+#include "server/spec_resolver.h"
 #include "server/sqlite_job_store.h"
-
-#ifndef PRUNERD_VERSION
-#define PRUNERD_VERSION "0.0.0"
-#endif
-#ifndef PRUNERD_GIT_COMMIT
-#define PRUNERD_GIT_COMMIT "unknown"
-#endif
 
 namespace prunerd {
 namespace {
@@ -61,9 +54,6 @@ LogLevel ParseLogLevel(const std::string& s) {
 }
 
 }  // namespace
-
-std::string PrunerdVersion() { return PRUNERD_VERSION; }
-std::string PrunerdCommit() { return PRUNERD_GIT_COMMIT; }
 
 Daemon::Daemon(ServerConfig config, std::unique_ptr<JobRunner> runner)
     : config_(std::move(config)), runner_(std::move(runner)) {}
@@ -245,9 +235,11 @@ bool Daemon::Shutdown() {
     const absl::Duration reserve = std::min(absl::Seconds(2), config_.shutdown_grace / 4);
     clean_shutdown_ = jobs_->WaitForWorkers(deadline - reserve);
     if (!clean_shutdown_) {
-      LogWarning(
-          "a running job did not reach a layer boundary within the grace; its record "
-          "stays RUNNING and it is recovered at the next start");
+      // A graceful stop is not a crash: record the stragglers as interrupted now, so the next
+      // start re-queues them without counting a crash against them.
+      jobs_->InterruptRunning(
+          "interrupted by a daemon shutdown before the job reached a layer boundary "
+          "(--shutdown-grace); queued again, runs at the next start");
     }
     jobs_->EndStreams();
   }

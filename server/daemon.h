@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "core/common/build_info.h"
 #include "server/job_runner.h"
 #include "server/server_config.h"
 
@@ -48,9 +49,6 @@ class ServerMetrics;
 class SpecResolver;
 class SqliteJobStore;
 class TokenAuthenticator;
-
-std::string PrunerdVersion();
-std::string PrunerdCommit();
 
 class Daemon {
  public:

@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -20,7 +21,6 @@
 #include "server/job_manager.h"
 #include "server/testing/fake_job_runner.h"
 #include "server/testing/prometheus_text.h"
-#include "server/testing/temp_dir.h"
 #include "server/testing/test_certs.h"
 
 namespace prunerd {
@@ -88,7 +88,7 @@ class DaemonTest : public ::testing::Test {
     r.set_request_id(request_id);
     v1::JobSpec* s = r.mutable_spec();
     s->set_model("tiny.bin");
-    s->set_method("wanda");
+    s->set_method(v1::METHOD_WANDA);
     s->set_ratio(0.5);
     s->mutable_calibration()->set_dataset("wiki");
     s->mutable_calibration()->set_num_samples(2);
@@ -142,15 +142,21 @@ TEST_F(DaemonTest, EveryBadInputClassGetsItsCodeAndTheDaemonKeepsServing) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"unknown method", [](auto& r) { r.mutable_spec()->set_method("snip"); },
-       grpc::StatusCode::INVALID_ARGUMENT, "spec.method: unknown method \"snip\""},
+      {"unknown method", [](auto& r) { r.mutable_spec()->set_method(static_cast<v1::Method>(77)); },
+       grpc::StatusCode::INVALID_ARGUMENT, "spec.method: unknown method 77"},
+      {"no method", [](auto& r) { r.mutable_spec()->clear_method(); },
+       grpc::StatusCode::INVALID_ARGUMENT, "spec.method: is required"},
       {"ratio 1.0", [](auto& r) { r.mutable_spec()->set_ratio(1.0); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.ratio: must be in [0, 1)"},
       {"ratio -0.5", [](auto& r) { r.mutable_spec()->set_ratio(-0.5); },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.ratio: must be in [0, 1)"},
-      {"malformed N:M", [](auto& r) { r.mutable_spec()->set_pattern("2/4"); },
-       grpc::StatusCode::INVALID_ARGUMENT, "spec.pattern: malformed N:M pattern"},
-      {"N >= M", [](auto& r) { r.mutable_spec()->set_pattern("4:4"); },
+      {"N:M without M", [](auto& r) { r.mutable_spec()->mutable_pattern()->set_n(2); },
+       grpc::StatusCode::INVALID_ARGUMENT, "spec.pattern: N:M pattern 2:0 needs 0 < N < M"},
+      {"N >= M",
+       [](auto& r) {
+         r.mutable_spec()->mutable_pattern()->set_n(4);
+         r.mutable_spec()->mutable_pattern()->set_m(4);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "spec.pattern"},
       {"outside the roots",
        [this](auto& r) { r.mutable_spec()->set_model(dir_.path() + "/outside/secret.bin"); },

@@ -2,9 +2,9 @@
 
 #include <unistd.h>
 
+#include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/testing/temp_dir.h"
 
 namespace prunerd {
 namespace {

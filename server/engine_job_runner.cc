@@ -6,10 +6,11 @@
 
 namespace prunerd {
 
-absl::StatusOr<PruneResult> EngineJobRunner::Run(const PruneJobSpec& spec,
-                                                 const ProgressCallback& progress) {
+absl::StatusOr<v1::PruneReport> EngineJobRunner::Run(const v1::JobSpec& spec,
+                                                     const RunOptions& options,
+                                                     const ProgressCallback& progress) {
   try {
-    return RunPruneJob(spec, progress);
+    return RunPruneJob(spec, options, progress);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("engine: ", e.what()));
   } catch (...) {

@@ -17,8 +17,8 @@ namespace prunerd {
 
 class EngineJobRunner : public JobRunner {
  public:
-  absl::StatusOr<PruneResult> Run(const PruneJobSpec& spec,
-                                  const ProgressCallback& progress) override;
+  absl::StatusOr<v1::PruneReport> Run(const v1::JobSpec& spec, const RunOptions& options,
+                                      const ProgressCallback& progress) override;
   std::vector<DeviceInfo> Devices() override;
   int64_t DeviceMemoryAllocated(const std::string& device) override;
   std::string EngineVersion() override;

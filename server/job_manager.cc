@@ -15,10 +15,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/api/job_spec.h"
+#include "core/api/job_state.h"
 #include "core/common/status_macros.h"
+#include "core/io/sha256.h"
 #include "server/logging.h"
 #include "server/proto_time.h"
-#include "server/sha256.h"
 
 namespace prunerd {
 namespace {
@@ -80,10 +82,14 @@ absl::StatusOr<int64_t> DecodePageToken(const std::string& token, const std::str
 JobManager::JobManager(Options options, Deps deps)
     : options_(std::move(options)),
       deps_(deps),
+      lifecycle_(JobLifecycle::Deps{.store = deps.store,
+                                    .hub = &hub_,
+                                    .artifacts = deps.artifacts,
+                                    .metrics = deps.metrics,
+                                    .clock = deps.clock}),
       scheduler_(Scheduler::Options{.devices = options_.devices,
                                     .progress_interval = options_.progress_interval},
-                 Scheduler::Deps{.store = deps.store,
-                                 .hub = &hub_,
+                 Scheduler::Deps{.lifecycle = &lifecycle_,
                                  .runner = deps.runner,
                                  .artifacts = deps.artifacts,
                                  .resolver = deps.resolver,
@@ -110,58 +116,31 @@ absl::Status JobManager::Recover() {
   for (const StoredJob& sj : running) {
     const std::string& id = sj.job.id();
     deps_.artifacts->DiscardTemp(id).IgnoreError();
-    const absl::Time now = deps_.clock->Now();
-    bool failed = false;
-    ASSIGN_OR_RETURN(UpdateResult r, deps_.store->Update(id, [&](v1::Job& j, v1::JobEvent& ev) {
-      if (j.state() != v1::JOB_STATE_RUNNING) return absl::OkStatus();
-      j.set_crash_recoveries(j.crash_recoveries() + 1);
-      if (j.crash_recoveries() > options_.max_crash_retries) {
-        failed = true;
-        j.set_state(v1::JOB_STATE_FAILED);
-        SetTimestamp(j.mutable_end_time(), now);
-        j.mutable_progress()->clear_eta_seconds();
-        v1::JobError* e = j.mutable_error();
-        e->set_code(static_cast<int>(absl::StatusCode::kAborted));
-        e->set_reason("daemon_restart");
-        e->set_message(absl::StrCat(
-            "the daemon stopped unexpectedly while this job was running (", j.crash_recoveries(),
-            " time(s), on ", j.device(), ", stage \"", j.progress().stage(),
-            "\"); not retried again (--max-crash-retries=", options_.max_crash_retries, ")"));
-        ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-        *ev.mutable_error() = *e;
-        *ev.mutable_progress() = j.progress();
-        ev.set_message(absl::StrCat("failed: ", e->message()));
-      } else {
-        j.set_state(v1::JOB_STATE_QUEUED);
-        const std::string stage = j.progress().stage();
-        j.mutable_progress()->Clear();
-        j.mutable_progress()->set_stage("queued");
-        ev.set_type(v1::JobEvent::TYPE_INTERRUPTED);
-        *ev.mutable_progress() = j.progress();
-        ev.set_message(
-            absl::StrCat("the daemon stopped unexpectedly while this job was running (stage \"",
-                         stage, "\"); queued again (crash ", j.crash_recoveries(), " of at most ",
-                         options_.max_crash_retries + 1, ")"));
-      }
-      return absl::OkStatus();
-    }));
-    LogWarning(absl::StrCat("recovery: job ", id, " was RUNNING when the daemon stopped; ",
-                            failed ? "failed" : "re-queued"));
-    if (failed) {
-      deps_.metrics->JobFinished(r.job.spec().method(), JobOutcome::kFailed, -1);
-    }
+    ASSIGN_OR_RETURN(v1::Job j, lifecycle_.RecoverCrashed(id, options_.max_crash_retries));
+    LogWarning(absl::StrCat("recovery: job ", id, " was RUNNING when the daemon stopped; now ",
+                            StateName(j.state())));
   }
   ASSIGN_OR_RETURN(std::vector<StoredJob> queued, deps_.store->JobsInState(v1::JOB_STATE_QUEUED));
+  size_t restored = 0;
   for (const StoredJob& sj : queued) {
+    if (sj.job.cancel_requested()) {
+      // Acknowledged before the daemon stopped: the cancel wins.
+      ASSIGN_OR_RETURN(v1::Job j,
+                       lifecycle_.RecoverCrashed(sj.job.id(), options_.max_crash_retries));
+      LogInfo(
+          absl::StrCat("recovery: job ", j.id(), " had a cancel request; ", StateName(j.state())));
+      continue;
+    }
     scheduler_.Enqueue(QueuedJob{.id = sj.job.id(),
                                  .priority = sj.job.spec().priority(),
                                  .seq = sj.seq,
                                  .enqueue_time = deps_.clock->Now(),
                                  .method = sj.job.spec().method()});
+    ++restored;
   }
-  if (!running.empty() || !queued.empty()) {
-    LogInfo(absl::StrCat("recovery: ", running.size(), " interrupted job(s) handled, ",
-                         queued.size(), " queued job(s) restored"));
+  if (!running.empty() || restored > 0) {
+    LogInfo(absl::StrCat("recovery: ", running.size(), " interrupted job(s) handled, ", restored,
+                         " queued job(s) restored"));
   }
   return absl::OkStatus();
 }
@@ -248,30 +227,24 @@ absl::StatusOr<JobManager::SubmitResult> JobManager::Submit(const v1::SubmitJobR
   job.set_state(v1::JOB_STATE_QUEUED);
   SetTimestamp(job.mutable_create_time(), now);
   job.set_owner(caller.name);
-  job.mutable_progress()->set_stage("queued");
+  job.mutable_progress()->set_stage(v1::STAGE_QUEUED);
   if (request.validate_only()) return SubmitResult{.job = job, .created = false};
 
   job.set_id(NewJobId());
-  v1::JobEvent ev;
-  ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-  *ev.mutable_progress() = job.progress();
-  ev.set_message(caller.name.empty() ? std::string("submitted")
-                                     : absl::StrCat("submitted by ", caller.name));
-  SetTimestamp(ev.mutable_time(), now);
-  ASSIGN_OR_RETURN(CreateResult r, deps_.store->Create(job, ev, SpecHash(request.spec())));
+  ASSIGN_OR_RETURN(
+      CreateResult r,
+      lifecycle_.Queue(job,
+                       caller.name.empty() ? std::string("submitted")
+                                           : absl::StrCat("submitted by ", caller.name),
+                       SpecHash(request.spec())));
   if (r.created) {
-    v1::JobEvent stored = ev;
-    stored.set_seq(1);
-    stored.set_job_id(r.stored.job.id());
-    stored.set_state(v1::JOB_STATE_QUEUED);
-    hub_.Publish(stored);
-    deps_.metrics->JobSubmitted(request.spec().method());
     scheduler_.Enqueue(QueuedJob{.id = r.stored.job.id(),
                                  .priority = request.spec().priority(),
                                  .seq = r.stored.seq,
                                  .enqueue_time = now,
                                  .method = request.spec().method()});
-    LogInfo(absl::StrCat("job ", r.stored.job.id(), " submitted (", request.spec().method(),
+    LogInfo(absl::StrCat("job ", r.stored.job.id(), " submitted (",
+                         EnumName(request.spec().method()),
                          caller.name.empty() ? "" : absl::StrCat(", by ", caller.name), ")"));
   }
   return SubmitResult{.job = std::move(r.stored.job), .created = r.created};
@@ -327,52 +300,28 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id, const Prin
         "job ", job_id, " is already ", v1::JobState_Name(job.state()), "; nothing to cancel"));
   }
   const std::string who = caller.name.empty() ? "a client" : caller.name;
-  const absl::Time now = deps_.clock->Now();
-  switch (scheduler_.Cancel(job_id)) {
-    case Scheduler::CancelResult::kSignalledRunning: {
-      absl::StatusOr<UpdateResult> r =
-          deps_.store->Update(job_id, [&](v1::Job& j, v1::JobEvent& ev) {
-            if (IsTerminal(j.state()) || j.cancel_requested()) return absl::OkStatus();
-            j.set_cancel_requested(true);
-            ev.set_type(v1::JobEvent::TYPE_PROGRESS);
-            *ev.mutable_progress() = j.progress();
-            ev.set_message(
-                absl::StrCat("cancel requested by ", who, "; stopping at the next layer boundary"));
-            return absl::OkStatus();
-          });
-      if (!r.ok()) return r.status();
-      if (r->event) hub_.Publish(*r->event);
-      return r->job;
+  if (scheduler_.TakeQueued(job_id)) {
+    absl::StatusOr<v1::Job> r = lifecycle_.CancelQueued(job_id, who);
+    if (!r.ok()) {
+      // Not recorded: the job stays queued, as the store says.
+      absl::StatusOr<StoredJob> sj = deps_.store->Get(job_id);
+      if (sj.ok() && sj->job.state() == v1::JOB_STATE_QUEUED) {
+        scheduler_.Enqueue(QueuedJob{.id = job.id(),
+                                     .priority = job.spec().priority(),
+                                     .seq = sj->seq,
+                                     .enqueue_time = deps_.clock->Now(),
+                                     .method = job.spec().method()});
+      }
+      return r.status();
     }
-    case Scheduler::CancelResult::kRemovedFromQueue:
-    case Scheduler::CancelResult::kNotActive: {
-      absl::StatusOr<UpdateResult> r =
-          deps_.store->Update(job_id, [&](v1::Job& j, v1::JobEvent& ev) {
-            if (j.state() != v1::JOB_STATE_QUEUED) {
-              return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ",
-                                                                v1::JobState_Name(j.state()),
-                                                                "; it cannot be cancelled now"));
-            }
-            j.set_state(v1::JOB_STATE_CANCELLED);
-            SetTimestamp(j.mutable_end_time(), now);
-            v1::JobError* e = j.mutable_error();
-            e->set_code(static_cast<int>(absl::StatusCode::kCancelled));
-            e->set_reason("cancelled");
-            e->set_message(absl::StrCat("cancelled by ", who, " while queued"));
-            ev.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
-            *ev.mutable_error() = *e;
-            *ev.mutable_progress() = j.progress();
-            ev.set_message(e->message());
-            return absl::OkStatus();
-          });
-      if (!r.ok()) return r.status();
-      if (r->event) hub_.Publish(*r->event);
-      deps_.metrics->JobFinished(r->job.spec().method(), JobOutcome::kCancelled, -1);
-      LogInfo(absl::StrCat("job ", job_id, " cancelled while queued"));
-      return r->job;
-    }
+    LogInfo(absl::StrCat("job ", job_id, " cancelled while queued"));
+    return r;
   }
-  return absl::InternalError("unreachable");
+  // Running (or being started) here: the request is durable before the worker is told, so a
+  // crash in between still ends the job CANCELLED (recovery, or Start refusing to run it).
+  ASSIGN_OR_RETURN(v1::Job r, lifecycle_.RequestCancel(job_id, who));
+  scheduler_.SignalCancel(job_id);
+  return r;
 }
 
 absl::Status JobManager::Watch(const std::string& job_id, int64_t from_seq,
@@ -547,9 +496,7 @@ v1::ServerInfo JobManager::Info() {
   info.set_queue_depth(static_cast<int64_t>(scheduler_.QueueDepth()));
   info.set_running_jobs(static_cast<int64_t>(running.size()));
   for (const std::string& n : deps_.datasets->Names()) info.add_datasets(n);
-  for (const char* m : {"magnitude", "wanda", "sparsegpt", "barber", "transact"}) {
-    info.add_methods(m);
-  }
+  for (v1::Method m : EnumValues<v1::Method>()) info.add_methods(m);
   SetTimestamp(info.mutable_start_time(), start_time_);
   info.set_draining(draining_);
   return info;
@@ -564,5 +511,19 @@ void JobManager::BeginDrain() {
 void JobManager::EndStreams() { hub_.Shutdown(); }
 
 bool JobManager::WaitForWorkers(absl::Time deadline) { return scheduler_.WaitForWorkers(deadline); }
+
+void JobManager::InterruptRunning(const std::string& why) {
+  for (const auto& [device, id] : scheduler_.Running()) {
+    absl::StatusOr<v1::Job> r = lifecycle_.Interrupt(id, why);
+    if (r.ok()) {
+      LogWarning(absl::StrCat("job ", id, " on ", device,
+                              " did not reach a layer boundary in time; ",
+                              "recorded as interrupted (queued again)"));
+    } else if (!absl::IsFailedPrecondition(r.status())) {
+      LogError(
+          absl::StrCat("job ", id, ": cannot record the interruption: ", r.status().ToString()));
+    }
+  }
+}
 
 }  // namespace prunerd

@@ -5,10 +5,14 @@
 // server info, start-up recovery, retention and drain. The gRPC service (grpc_service.h) is a
 // thin adapter over this class, so the logic is unit-tested without a network.
 //
+// Every change of a job record is a transition of the lifecycle (server/job_lifecycle.h), which
+// this class owns with the event hub and the scheduler.
+//
 // Recovery (Recover(), before Start() and before the daemon reports ready): jobs left RUNNING
 // by a daemon that died are re-queued with a TYPE_INTERRUPTED event, or FAILED with reason
-// "daemon_restart" once they have been caught in more than max_crash_retries crashes; then
-// every QUEUED job is handed to the scheduler in priority/submission order.
+// "daemon_restart" once they have been caught in more than max_crash_retries crashes, or
+// CANCELLED when a cancel had been requested; then every QUEUED job is handed to the scheduler
+// in priority/submission order.
 //
 //   JobManager jobs(options, deps);
 //   RETURN_IF_ERROR(jobs.Recover());
@@ -34,11 +38,12 @@
 #include "server/clock.h"
 #include "server/dataset_registry.h"
 #include "server/event_hub.h"
+#include "server/job_lifecycle.h"
 #include "server/job_runner.h"
-#include "server/job_spec_mapping.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
+#include "server/spec_resolver.h"
 
 namespace prunerd {
 
@@ -109,10 +114,15 @@ class JobManager {
   void EndStreams();
   bool draining() const { return draining_.load(); }
   bool WaitForWorkers(absl::Time deadline);
+  // After a WaitForWorkers that timed out: records every job still running as interrupted
+  // (QUEUED, not counted as a crash), so the exit that follows loses no job. The workers'
+  // later writes for those jobs are refused by the lifecycle.
+  void InterruptRunning(const std::string& why);
 
   int64_t watch_streams() const { return watch_streams_.load(); }
   Scheduler& scheduler() { return scheduler_; }
   JobEventHub& hub() { return hub_; }
+  JobLifecycle& lifecycle() { return lifecycle_; }
 
  private:
   void RetentionLoop();
@@ -121,6 +131,7 @@ class JobManager {
   const Options options_;
   const Deps deps_;
   JobEventHub hub_;
+  JobLifecycle lifecycle_;
   Scheduler scheduler_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> watch_streams_{0};

@@ -9,11 +9,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/sqlite_job_store.h"
 #include "server/testing/fake_job_runner.h"
-#include "server/testing/temp_dir.h"
 
 namespace prunerd {
 namespace {
@@ -83,7 +83,7 @@ class JobManagerTest : public ::testing::Test {
     r.set_request_id(request_id);
     v1::JobSpec* s = r.mutable_spec();
     s->set_model("tiny.bin");
-    s->set_method("wanda");
+    s->set_method(v1::METHOD_WANDA);
     s->set_ratio(0.5);
     s->set_priority(priority);
     s->mutable_calibration()->set_dataset("wiki");
@@ -118,7 +118,8 @@ class JobManagerTest : public ::testing::Test {
   void WaitForLayer(const std::string& id, int64_t layer) {
     for (int i = 0; i < 4000; ++i) {
       auto j = manager_->Get(id);
-      if (j.ok() && j->progress().stage() == "prune" && j->progress().layer() >= layer) return;
+      if (j.ok() && j->progress().stage() == v1::STAGE_PRUNE && j->progress().layer() >= layer)
+        return;
       absl::SleepFor(absl::Milliseconds(5));
     }
     ADD_FAILURE() << "job " << id << " never reported layer " << layer;
@@ -153,7 +154,7 @@ TEST_F(JobManagerTest, SubmittedJobRunsToSuccessWithHashedArtifacts) {
   EXPECT_DOUBLE_EQ(done.result().perplexity_dense(), 20);
   EXPECT_DOUBLE_EQ(done.result().perplexity_pruned(), 25);
   EXPECT_DOUBLE_EQ(done.result().sparsity(), 0.5);
-  EXPECT_THAT(done.result().report_json(), HasSubstr("\"method\": \"wanda\""));
+  EXPECT_EQ(done.result().report().spec().method(), v1::METHOD_WANDA);
   // The event log is added right after the terminal event: wait for it.
   for (int i = 0; i < 400 && done.result().artifacts_size() < 4; ++i) {
     absl::SleepFor(absl::Milliseconds(5));
@@ -170,11 +171,13 @@ TEST_F(JobManagerTest, SubmittedJobRunsToSuccessWithHashedArtifacts) {
                                  "events.jsonl"));
   // The engine got a resolved spec on the worker's device, writing into a temp dir.
   ASSERT_EQ(runner_.specs().size(), 1u);
-  const PruneJobSpec spec = runner_.specs()[0];
-  EXPECT_EQ(spec.device, "cpu");
-  EXPECT_EQ(spec.model_path, dir_.path() + "/models/tiny.bin");
-  EXPECT_EQ(spec.output_dir, artifacts_->JobDir(job.id()) + "/model.tmp");
-  EXPECT_FALSE(std::filesystem::exists(spec.output_dir));
+  const v1::JobSpec spec = runner_.specs()[0];
+  const RunOptions run = runner_.run_options()[0];
+  EXPECT_EQ(run.device, "cpu");
+  EXPECT_EQ(spec.model(), dir_.path() + "/models/tiny.bin");
+  EXPECT_EQ(spec.calibration().uri(), dir_.path() + "/datasets/wiki.raw");
+  EXPECT_EQ(run.output_dir, artifacts_->JobDir(job.id()) + "/model.tmp");
+  EXPECT_FALSE(std::filesystem::exists(run.output_dir));
 
   // Events: queued, running, load, 3 layers, eval (ppl), succeeded; numbered 1..n.
   std::vector<v1::JobEvent> ev = Events(job.id());
@@ -183,7 +186,7 @@ TEST_F(JobManagerTest, SubmittedJobRunsToSuccessWithHashedArtifacts) {
   EXPECT_EQ(ev[0].state(), v1::JOB_STATE_QUEUED);
   EXPECT_EQ(ev[1].type(), v1::JobEvent::TYPE_STATE_CHANGED);
   EXPECT_EQ(ev[1].state(), v1::JOB_STATE_RUNNING);
-  EXPECT_EQ(ev[3].progress().stage(), "prune");
+  EXPECT_EQ(ev[3].progress().stage(), v1::STAGE_PRUNE);
   EXPECT_EQ(ev[3].progress().layer(), 0);
   EXPECT_EQ(ev[3].progress().layers(), 3);
   EXPECT_TRUE(ev[3].progress().has_eta_seconds());
@@ -247,7 +250,7 @@ TEST_F(JobManagerTest, PriorityThenFifoAndCancelOfAQueuedJob) {
   runner_.AllowLayers(100);
   WaitFor(e.id(), v1::JOB_STATE_SUCCEEDED);
   std::vector<uint64_t> order;
-  for (const PruneJobSpec& s : runner_.specs()) order.push_back(s.calibration.seed);
+  for (const v1::JobSpec& s : runner_.specs()) order.push_back(s.calibration().seed());
   EXPECT_THAT(order, ElementsAre(1, 3, 2, 5));
   EXPECT_EQ(manager_->Get(d.id())->state(), v1::JOB_STATE_CANCELLED);
   // Cancelling a finished job is a precondition failure; an unknown one is not found.
@@ -454,7 +457,7 @@ TEST_F(JobManagerTest, RecoveryRequeuesCrashedJobsThenGivesUp) {
                                  j.set_attempt(1);
                                  j.set_device("cuda:0");
                                  j.set_crash_recoveries(crashes);
-                                 j.mutable_progress()->set_stage("prune");
+                                 j.mutable_progress()->set_stage(v1::STAGE_PRUNE);
                                  e.set_type(v1::JobEvent::TYPE_STATE_CHANGED);
                                  return absl::OkStatus();
                                })
@@ -480,7 +483,7 @@ TEST_F(JobManagerTest, RecoveryRequeuesCrashedJobsThenGivesUp) {
   }
   EXPECT_TRUE(interrupted);
   std::vector<uint64_t> order;
-  for (const PruneJobSpec& s : runner_.specs()) order.push_back(s.calibration.seed);
+  for (const v1::JobSpec& s : runner_.specs()) order.push_back(s.calibration().seed());
   EXPECT_THAT(order, ElementsAre(1, 3));
 }
 
@@ -591,8 +594,8 @@ TEST_F(JobManagerTest, ProgressEventsAreThrottledWithinAStageButNotAcrossLayers)
   int layers = 0, eval = 0;
   for (const v1::JobEvent& ev : Events(job.id())) {
     if (ev.type() != v1::JobEvent::TYPE_PROGRESS) continue;
-    if (ev.progress().stage() == "prune") ++layers;
-    if (ev.progress().stage() == "eval_pruned") ++eval;
+    if (ev.progress().stage() == v1::STAGE_PRUNE) ++layers;
+    if (ev.progress().stage() == v1::STAGE_EVAL_PRUNED) ++eval;
   }
   EXPECT_EQ(layers, 4);
   // The first eval tick (stage change) and the one carrying the perplexity; 199 dropped.

@@ -20,15 +20,16 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "prunerd/v1/spec.pb.h"
 
 namespace prunerd {
 
 struct QueuedJob {
   std::string id;
   int32_t priority = 0;
-  int64_t seq = 0;          // submission order from the store
-  absl::Time enqueue_time;  // for the queue-wait histogram
-  std::string method;       // for metrics labels
+  int64_t seq = 0;                             // submission order from the store
+  absl::Time enqueue_time;                     // for the queue-wait histogram
+  v1::Method method = v1::METHOD_UNSPECIFIED;  // for metrics labels
 };
 
 class JobQueue {

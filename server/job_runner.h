@@ -19,16 +19,18 @@
 
 #include "absl/status/statusor.h"
 #include "core/api/engine.h"
-#include "core/api/job_spec.h"
 #include "core/api/progress.h"
+#include "prunerd/v1/engine.pb.h"
+#include "prunerd/v1/spec.pb.h"
 
 namespace prunerd {
 
 class JobRunner {
  public:
   virtual ~JobRunner() = default;
-  virtual absl::StatusOr<PruneResult> Run(const PruneJobSpec& spec,
-                                          const ProgressCallback& progress) = 0;
+  // `spec` is resolved (SpecResolver): paths in place of names.
+  virtual absl::StatusOr<v1::PruneReport> Run(const v1::JobSpec& spec, const RunOptions& options,
+                                              const ProgressCallback& progress) = 0;
   virtual std::vector<DeviceInfo> Devices() = 0;
   virtual int64_t DeviceMemoryAllocated(const std::string& device) = 0;
   // The engine's version string ("torch 1.13.0").

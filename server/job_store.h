@@ -9,7 +9,10 @@
 //    already present it returns the existing job (created = false) when the spec hash matches,
 //    and AlreadyExists when it does not; nothing is written in either case.
 //  - Update() runs a mutator on the current record inside one transaction: the job's new
-//    state and the event it appends commit together or not at all. Events are numbered per
+//    state and the event it appends commit together or not at all. A change of state that
+//    core/api/job_state.h's IsAllowedTransition forbids is refused (FailedPrecondition), and so
+//    is a change of the job's id: the lifecycle (job_lifecycle.h) is the only writer, and the
+//    store its backstop. Events are numbered per
 //    job 1, 2, 3... without gaps (the store assigns seq, job_id, state and, if unset, time).
 //    A mutator that returns an error aborts the transaction and Update returns that error.
 //  - Every record carries the submission order `seq` (FIFO tie-break of the scheduler, and
@@ -34,6 +37,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/api/job_state.h"
 #include "prunerd/v1/job.pb.h"
 
 namespace prunerd {
@@ -91,7 +95,5 @@ class JobStore {
   // Deletes the job and its events. NotFound for an unknown id.
   virtual absl::Status Delete(const std::string& id) = 0;
 };
-
-bool IsTerminal(v1::JobState state);
 
 }  // namespace prunerd

@@ -7,6 +7,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "core/api/job_spec.h"
+
 namespace prunerd {
 namespace {
 
@@ -132,11 +134,12 @@ void ServerMetrics::SetSources(Sources sources) {
   sources_ = std::move(sources);
 }
 
-void ServerMetrics::JobSubmitted(const std::string& method) {
-  submitted_->Add({{metric_label::kMethod, method}}).Increment();
+void ServerMetrics::JobSubmitted(v1::Method m) {
+  submitted_->Add({{metric_label::kMethod, EnumName(m)}}).Increment();
 }
 
-void ServerMetrics::JobFinished(const std::string& method, JobOutcome outcome, double run_seconds) {
+void ServerMetrics::JobFinished(v1::Method m, JobOutcome outcome, double run_seconds) {
+  const std::string method = EnumName(m);
   finished_
       ->Add({{metric_label::kMethod, method}, {metric_label::kOutcome, JobOutcomeName(outcome)}})
       .Increment();
@@ -148,13 +151,14 @@ void ServerMetrics::JobFinished(const std::string& method, JobOutcome outcome, d
 
 void ServerMetrics::QueueWait(double seconds) { queue_wait_hist_->Observe(seconds); }
 
-void ServerMetrics::LayerPruned(const std::string& method, double seconds) {
-  layer_duration_->Add({{metric_label::kMethod, method}}, LayerDurationBuckets()).Observe(seconds);
+void ServerMetrics::LayerPruned(v1::Method m, double seconds) {
+  layer_duration_->Add({{metric_label::kMethod, EnumName(m)}}, LayerDurationBuckets())
+      .Observe(seconds);
 }
 
-void ServerMetrics::CalibrationTokens(const std::string& method, int64_t tokens) {
+void ServerMetrics::CalibrationTokens(v1::Method m, int64_t tokens) {
   if (tokens <= 0) return;
-  calibration_tokens_->Add({{metric_label::kMethod, method}})
+  calibration_tokens_->Add({{metric_label::kMethod, EnumName(m)}})
       .Increment(static_cast<double>(tokens));
 }
 

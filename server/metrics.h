@@ -22,7 +22,7 @@
 // from callbacks when the registry is rendered, so they are exact at scrape time.
 //
 //   ServerMetrics m("0.1.0", "abc123");
-//   m.JobSubmitted("wanda");
+//   m.JobSubmitted(v1::METHOD_WANDA);
 //   std::string text = m.Render();
 //
 // Thread-safety: all methods are safe to call from any thread.
@@ -83,11 +83,11 @@ class ServerMetrics {
 
   void SetSources(Sources sources);
 
-  void JobSubmitted(const std::string& method);
-  void JobFinished(const std::string& method, JobOutcome outcome, double run_seconds);
+  void JobSubmitted(v1::Method method);
+  void JobFinished(v1::Method method, JobOutcome outcome, double run_seconds);
   void QueueWait(double seconds);
-  void LayerPruned(const std::string& method, double seconds);
-  void CalibrationTokens(const std::string& method, int64_t tokens);
+  void LayerPruned(v1::Method method, double seconds);
+  void CalibrationTokens(v1::Method method, int64_t tokens);
 
   // Refreshes the mirrored gauges and renders the Prometheus text format (0.0.4).
   std::string Render();

@@ -33,14 +33,14 @@ TEST(ServerMetricsTest, RendersValidTextFollowingNamingConventions) {
                       return std::vector<std::pair<std::string, int64_t>>{{"cuda:0", 1 << 20}};
                     },
                 .watch_streams = [] { return int64_t{3}; }});
-  m.JobSubmitted("wanda");
-  m.JobSubmitted("wanda");
-  m.JobFinished("wanda", JobOutcome::kSucceeded, 42.0);
-  m.JobFinished("magnitude", JobOutcome::kFailed, 1.5);
+  m.JobSubmitted(v1::METHOD_WANDA);
+  m.JobSubmitted(v1::METHOD_WANDA);
+  m.JobFinished(v1::METHOD_WANDA, JobOutcome::kSucceeded, 42.0);
+  m.JobFinished(v1::METHOD_MAGNITUDE, JobOutcome::kFailed, 1.5);
   m.QueueWait(0.2);
   m.QueueWait(7200);
-  for (int i = 0; i < 5; ++i) m.LayerPruned("wanda", 0.3);
-  m.CalibrationTokens("wanda", 128 * 2048);
+  for (int i = 0; i < 5; ++i) m.LayerPruned(v1::METHOD_WANDA, 0.3);
+  m.CalibrationTokens(v1::METHOD_WANDA, 128 * 2048);
   auto parsed = ParsePrometheusText(m.Render());
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   const auto& f = *parsed;

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
+#include "core/testing/temp_dir.h"
 #include "gtest/gtest.h"
-#include "server/testing/temp_dir.h"
 
 namespace prunerd {
 namespace {

@@ -2,25 +2,21 @@
 //
 // Runs queued jobs: one worker thread per device (--devices; "cpu" when there is no GPU), each
 // taking the next job by priority then submission order, running it with the JobRunner, and
-// recording every step through the job store (state transitions and progress events, each one
-// transaction) and the event hub (live WatchJob streams).
-//
-// A run, as seen in the store:
-//   QUEUED -> RUNNING (attempt + 1, device, start_time)
-//          -> progress events (stage, layer i/N, fraction, ETA, perplexities), throttled to one
-//             per `progress_interval` within a stage and layer, never throttled across them
-//          -> SUCCEEDED (model committed, report written, artifacts hashed)
-//           | FAILED (error code, closed reason, message; the daemon keeps serving)
-//           | CANCELLED (Cancel() while running: the progress callback returns false and the
-//             engine stops at the next layer boundary)
-//           | QUEUED again with a TYPE_INTERRUPTED event (BeginDrain(): daemon shutdown; the
-//             job runs again at the next start)
-//   then the event log is written as the events.jsonl artifact.
+// recording every step as a transition of the job lifecycle (server/job_lifecycle.h):
+//   Start (QUEUED -> RUNNING on the worker's device)
+//   Progress (stage, layer i/N, pass, fraction, ETA, perplexities), throttled to one per
+//     `progress_interval` within a stage and layer, never throttled across them
+//   Succeed (model committed, report written, artifacts hashed)
+//   | Fail (error code, closed reason, message; the daemon keeps serving)
+//   | FinishCancel (after SignalCancel: the progress callback returns false and the engine
+//     stops at the next layer boundary)
+//   | Interrupt (BeginDrain(): daemon shutdown; the job runs again at the next start).
+// The scheduler holds no job state of its own beyond the in-memory queue and the running set.
 //
 //   Scheduler sched(opts, deps);
 //   sched.Start();
 //   sched.Enqueue({.id = id, .priority = 0, .seq = seq});
-//   sched.Cancel(id);
+//   if (!sched.TakeQueued(id)) sched.SignalCancel(id);
 //   sched.BeginDrain();
 //   sched.WaitForWorkers(absl::Now() + absl::Seconds(20));
 //
@@ -42,16 +38,14 @@
 #include "server/artifact_store.h"
 #include "server/clock.h"
 #include "server/event_hub.h"
+#include "server/job_lifecycle.h"
 #include "server/job_queue.h"
 #include "server/job_runner.h"
-#include "server/job_spec_mapping.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
+#include "server/spec_resolver.h"
 
 namespace prunerd {
-
-// The closed set of JobError.reason values, from an engine status.
-const char* FailureReason(const absl::Status& status);
 
 class Scheduler {
  public:
@@ -60,8 +54,7 @@ class Scheduler {
     absl::Duration progress_interval = absl::Milliseconds(500);
   };
   struct Deps {
-    JobStore* store;
-    JobEventHub* hub;
+    JobLifecycle* lifecycle;
     JobRunner* runner;
     ArtifactStore* artifacts;
     const SpecResolver* resolver;
@@ -77,12 +70,12 @@ class Scheduler {
   void Start();
   void Enqueue(QueuedJob job);
 
-  enum class CancelResult {
-    kRemovedFromQueue,  // the caller records the CANCELLED transition
-    kSignalledRunning,  // the worker stops at the next layer boundary and records CANCELLED
-    kNotActive,         // neither queued nor running in this process
-  };
-  CancelResult Cancel(const std::string& job_id);
+  // Removes a queued job from the queue (the caller records the cancel); false when it is not
+  // queued here (a worker may have taken it).
+  bool TakeQueued(const std::string& job_id);
+  // Asks the worker running the job to stop at its next layer boundary; it then records the
+  // cancel. False when no worker here runs it.
+  bool SignalCancel(const std::string& job_id);
 
   // Stops handing out jobs and asks running jobs to stop at their next layer boundary; they
   // are recorded as interrupted and QUEUED.
@@ -105,9 +98,6 @@ class Scheduler {
 
   void WorkerLoop(size_t worker);
   void Execute(const QueuedJob& job, const std::string& device, Active* active);
-  // Writes the event log artifact and adds it to the job's artifact list.
-  void WriteEventLog(const std::string& job_id);
-  void Publish(const UpdateResult& r);
 
   const Options options_;
   const Deps deps_;

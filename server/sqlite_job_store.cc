@@ -7,15 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/api/job_state.h"
 #include "core/common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "server/proto_time.h"
 
 namespace prunerd {
-
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED;
-}
 
 namespace {
 
@@ -116,12 +113,6 @@ std::string LabelsJson(const v1::Job& job) {
 int64_t EndTimeMicros(const v1::Job& job) {
   if (!job.has_end_time()) return 0;
   return job.end_time().seconds() * 1'000'000 + job.end_time().nanos() / 1000;
-}
-
-void SetTimestamp(google::protobuf::Timestamp* ts, absl::Time t) {
-  const int64_t ns = absl::ToUnixNanos(t);
-  ts->set_seconds(ns / 1'000'000'000);
-  ts->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
 }
 
 absl::Status StepDone(Stmt& st, sqlite3* db, absl::string_view what) {
@@ -350,8 +341,20 @@ absl::StatusOr<UpdateResult> SqliteJobStore::Update(const std::string& id,
     if (rc != SQLITE_ROW) return SqlError(db, "read job");
     ASSIGN_OR_RETURN(job, ParseJob(st.Blob(0)));
   }
+  const v1::JobState before = job.state();
+  const std::string before_id = job.id();
   v1::JobEvent ev;
   RETURN_IF_ERROR(mutate(job, ev));
+  // The backstop of the lifecycle (core/api/job_state.h): no mutator may make a forbidden
+  // change of state, or change what identifies the job.
+  if (!IsAllowedTransition(before, job.state())) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, ": transition ",
+                                                      StateName(before), " -> ",
+                                                      StateName(job.state()), " is not allowed"));
+  }
+  if (job.id() != before_id) {
+    return absl::InvalidArgumentError(absl::StrCat("job ", id, ": an update cannot change its id"));
+  }
   UpdateResult result;
   if (ev.type() != v1::JobEvent::TYPE_UNSPECIFIED) {
     ev.set_seq(job.last_event_seq() + 1);

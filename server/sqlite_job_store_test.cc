@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/proto_time.h"
-#include "server/testing/temp_dir.h"
 
 namespace prunerd {
 namespace {
@@ -26,7 +26,7 @@ v1::Job MakeJob(const std::string& id, const std::string& request_id = "",
   job.set_request_id(request_id);
   job.set_state(v1::JOB_STATE_QUEUED);
   job.mutable_spec()->set_model("m.bin");
-  job.mutable_spec()->set_method("wanda");
+  job.mutable_spec()->set_method(v1::METHOD_WANDA);
   for (const auto& [k, v] : labels) (*job.mutable_spec()->mutable_labels())[k] = v;
   return job;
 }
@@ -62,7 +62,15 @@ class SqliteJobStoreTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = *std::move(s);
   }
+  // Moves a job to `state` (through RUNNING when the store would refuse the direct change).
   absl::StatusOr<UpdateResult> SetState(const std::string& id, v1::JobState state) {
+    if (IsTerminal(state)) {
+      absl::StatusOr<StoredJob> now = store_->Get(id);
+      if (now.ok() && now->job.state() == v1::JOB_STATE_QUEUED) {
+        absl::StatusOr<UpdateResult> r = SetState(id, v1::JOB_STATE_RUNNING);
+        if (!r.ok()) return r.status();
+      }
+    }
     return store_->Update(id, [&](v1::Job& j, v1::JobEvent& ev) {
       j.set_state(state);
       if (IsTerminal(state)) SetTimestamp(j.mutable_end_time(), clock_.Now());

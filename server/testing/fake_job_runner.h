@@ -3,9 +3,9 @@
 // A JobRunner for tests of the scheduler and the service without torch. It walks through
 // `layers` prune layers, reporting progress at each boundary exactly like the engine (and
 // stopping with CancelledError when the callback returns false), writes a tiny model
-// (config.json + model.safetensors with fixed bytes) into spec.output_dir, and returns a
-// report JSON. In gated mode each layer waits for a permit (AllowLayers), so tests can cancel
-// or drain at a known layer.
+// (config.json + model.safetensors with fixed bytes) into options.output_dir, and returns a
+// report with the spec, the sparsity and both perplexities. In gated mode each layer waits for a
+// permit (AllowLayers), so tests can cancel or drain at a known layer.
 //
 //   FakeJobRunner runner;
 //   runner.SetScript({.layers = 3, .gated = true});
@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "core/api/job_spec.h"
 #include "server/job_runner.h"
 
 namespace prunerd {
@@ -65,7 +66,7 @@ class FakeJobRunner : public JobRunner {
     absl::MutexLock l(&mu_);
     return runs_;
   }
-  std::vector<PruneJobSpec> specs() const {
+  std::vector<v1::JobSpec> specs() const {
     absl::MutexLock l(&mu_);
     return specs_;
   }
@@ -74,16 +75,22 @@ class FakeJobRunner : public JobRunner {
     devices_ = std::move(d);
   }
 
-  absl::StatusOr<PruneResult> Run(const PruneJobSpec& spec,
-                                  const ProgressCallback& progress) override {
+  std::vector<RunOptions> run_options() const {
+    absl::MutexLock l(&mu_);
+    return options_;
+  }
+
+  absl::StatusOr<v1::PruneReport> Run(const v1::JobSpec& spec, const RunOptions& options,
+                                      const ProgressCallback& progress) override {
     Script s;
     {
       absl::MutexLock l(&mu_);
       ++runs_;
       specs_.push_back(spec);
+      options_.push_back(options);
       s = script_;
     }
-    if (!progress(Progress{.stage = "load", .fraction = 0.0, .message = "loading"})) {
+    if (!progress(Event(v1::STAGE_LOAD, 0, 0, 0.0, "loading"))) {
       return absl::CancelledError("cancelled during load");
     }
     for (int i = 0; i < s.layers; ++i) {
@@ -98,36 +105,41 @@ class FakeJobRunner : public JobRunner {
       }
       if (s.layer_time > absl::ZeroDuration()) absl::SleepFor(s.layer_time);
       if (!s.fail_with.ok() && i == s.fail_at_layer) return s.fail_with;
-      Progress p{.stage = "prune",
-                 .layer = i,
-                 .layers = s.layers,
-                 .fraction = 0.1 + 0.8 * (i + 1) / s.layers,
-                 .message = absl::StrCat("layer ", i + 1, "/", s.layers)};
+      v1::EngineProgress p = Event(v1::STAGE_PRUNE, i, s.layers, 0.1 + 0.8 * (i + 1) / s.layers,
+                                   absl::StrCat("layer ", i + 1, "/", s.layers));
+      p.set_pass(1);
+      p.set_passes(1);
       if (!progress(p)) return absl::CancelledError("cancelled at a layer boundary");
     }
     for (int t = 0; t < s.eval_ticks; ++t) {
-      if (!progress(Progress{.stage = "eval_pruned", .fraction = 0.95, .message = "window"})) {
+      if (!progress(Event(v1::STAGE_EVAL_PRUNED, 0, 0, 0.95, "window"))) {
         return absl::CancelledError("cancelled during evaluation");
       }
     }
-    Progress done{.stage = "eval_pruned", .fraction = 0.99, .message = "evaluated"};
-    done.perplexity = s.ppl_pruned;
-    done.perplexity_label = "pruned";
+    v1::PruneReport r;
+    *r.mutable_spec() = WithDefaults(spec);
+    r.set_device(options.device);
+    r.set_sparsity(PatternOf(r.spec()).effective_ratio());
+    if (UsesCalibration(spec.method())) {
+      r.set_calibration_tokens_used(r.spec().calibration().num_samples() *
+                                    r.spec().calibration().seqlen());
+    }
+    v1::Evaluation* dense = r.add_evaluations();
+    dense->set_target(v1::EVAL_TARGET_DENSE);
+    dense->set_perplexity(s.ppl_dense);
+    v1::Evaluation* pruned = r.add_evaluations();
+    pruned->set_target(v1::EVAL_TARGET_PRUNED);
+    pruned->set_perplexity(s.ppl_pruned);
+    v1::EngineProgress done = Event(v1::STAGE_EVAL_PRUNED, 0, 0, 0.99, "evaluated");
+    *done.mutable_evaluation() = *pruned;
     if (!progress(done)) return absl::CancelledError("cancelled");
-    PruneResult r;
-    r.ppl_dense = s.ppl_dense;
-    r.ppl_pruned = s.ppl_pruned;
-    r.sparsity = spec.pattern.effective_ratio();
-    r.report_json = absl::StrCat("{\"method\": \"", std::string(MethodName(spec.method)),
-                                 "\", \"sparsity\": ", r.sparsity, ", \"ppl_dense\": ", s.ppl_dense,
-                                 ", \"ppl_pruned\": ", s.ppl_pruned, "}");
-    if (!spec.output_dir.empty()) {
-      std::string mk = absl::StrCat("mkdir -p '", spec.output_dir, "'");
+    if (!options.output_dir.empty()) {
+      std::string mk = absl::StrCat("mkdir -p '", options.output_dir, "'");
       if (std::system(mk.c_str()) != 0) return absl::InternalError("mkdir failed");
-      std::ofstream(spec.output_dir + "/config.json") << "{\"model_type\": \"llama\"}\n";
-      std::ofstream bin(spec.output_dir + "/model.safetensors", std::ios::binary);
+      std::ofstream(options.output_dir + "/config.json") << "{\"model_type\": \"llama\"}\n";
+      std::ofstream bin(options.output_dir + "/model.safetensors", std::ios::binary);
       for (int i = 0; i < 3000; ++i) bin.put(static_cast<char>(i * 7 % 251));
-      r.output_dir = spec.output_dir;
+      r.set_output_dir(options.output_dir);
     }
     return r;
   }
@@ -142,12 +154,24 @@ class FakeJobRunner : public JobRunner {
   std::string EngineVersion() override { return "fake 1.0"; }
 
  private:
+  static v1::EngineProgress Event(v1::Stage stage, int64_t layer, int64_t layers, double fraction,
+                                  const std::string& message) {
+    v1::EngineProgress p;
+    p.set_stage(stage);
+    p.set_layer(layer);
+    p.set_layers(layers);
+    p.set_fraction(fraction);
+    p.set_message(message);
+    return p;
+  }
+
   mutable absl::Mutex mu_;
   Script script_ ABSL_GUARDED_BY(mu_);
   int permits_ ABSL_GUARDED_BY(mu_) = 0;
   int runs_ ABSL_GUARDED_BY(mu_) = 0;
   int blocked_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<PruneJobSpec> specs_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::JobSpec> specs_ ABSL_GUARDED_BY(mu_);
+  std::vector<RunOptions> options_ ABSL_GUARDED_BY(mu_);
   std::vector<DeviceInfo> devices_ ABSL_GUARDED_BY(mu_) = {
       DeviceInfo{.name = "cpu", .description = "host CPU"}};
 };
