@@ -22,8 +22,10 @@
 #include "client/exit_codes.h"
 #include "client/job_format.h"
 #include "client/quality_gate.h"
+#include "core/api/job_spec.h"
+#include "core/api/spec_flags.h"
+#include "core/io/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "server/sha256.h"
 
 namespace prunerd {
 namespace {
@@ -203,7 +205,7 @@ FollowResult Follow(const Connection& conn, const std::string& id, int64_t from_
       display.Show(ev);
       if (ev.type() == v1::JobEvent::TYPE_STREAM_END) continue;
       next = ev.seq() + 1;
-      if (ev.type() == v1::JobEvent::TYPE_STATE_CHANGED && IsTerminalState(ev.state())) {
+      if (ev.type() == v1::JobEvent::TYPE_STATE_CHANGED && IsTerminal(ev.state())) {
         terminal = true;
       }
     }
@@ -384,15 +386,6 @@ std::string NewRequestId() {
   return absl::StrCat("prunectl-", absl::Hex(gen(), absl::kZeroPad16));
 }
 
-absl::StatusOr<v1::JobState> ParseStateName(const std::string& s) {
-  for (v1::JobState st : {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING, v1::JOB_STATE_SUCCEEDED,
-                          v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED}) {
-    if (StateName(st) == s) return st;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--state: unknown state \"", s, "\" (queued, running, succeeded, failed, cancelled)"));
-}
-
 absl::Status ParseLabels(const std::vector<std::string>& in,
                          google::protobuf::Map<std::string, std::string>* out) {
   for (const std::string& kv : in) {
@@ -436,58 +429,13 @@ struct WaitOptions {
 int SubmitCommand(const std::vector<std::string>& args) {
   ClientOptions o;
   WaitOptions w;
-  std::string model, tokenizer, method, pattern, calib_dataset, calib_file, eval_dataset, eval_file,
-      dtype, request_id, barber_init, barber_granularity, barber_metric, gqa_mode,
-      barber_grad_precision;
-  double ratio = 0.5, barber_tau = 0.01, percdamp = 0.01, attn_ratio = 0.5, mlp_ratio = 0.5;
-  int64_t calib_samples = 0, calib_seqlen = 0, calib_seed = 0, eval_seqlen = 0,
-          eval_max_windows = 0, batch_size = 0, priority = 0, blocksize = 0, attn_dim = 0,
-          mlp_dim = 0, shots = 0;
-  bool skip_dense = false, skip_calib_eval = false, skip_model = false, barber_retain = false,
-       barber_skip_mse = false,
-       validate_only = false, wait = false;
+  std::string request_id;
+  bool validate_only = false, wait = false;
   double retry_seconds = 10;
-  std::vector<std::string> labels;
   ArgParser p("prunectl submit", "Submit a prune job to the daemon.");
-  p.AddString("model", &model, "model path or file:// URI inside the daemon's roots", true);
-  p.AddString("tokenizer", &tokenizer, "tokenizer.model inside the roots (default: the model's)");
-  p.AddString("method", &method, "magnitude, wanda, sparsegpt, barber or transact", true);
-  p.AddDouble("ratio", &ratio, "unstructured sparsity in [0, 1)");
-  p.AddString("pattern", &pattern, "N:M pattern such as 2:4 (instead of --ratio)");
-  p.AddString("calib-dataset", &calib_dataset, "calibration: a dataset name of the daemon");
-  p.AddString("calib-file", &calib_file, "calibration: a file inside the roots");
-  p.AddInt("calib-samples", &calib_samples, "calibration windows (0 = 128)");
-  p.AddInt("calib-seqlen", &calib_seqlen, "calibration tokens per window (0 = model default)");
-  p.AddInt("calib-seed", &calib_seed, "calibration sampling seed");
-  p.AddString("eval-dataset", &eval_dataset, "evaluation: a dataset name of the daemon");
-  p.AddString("eval-file", &eval_file, "evaluation: a file inside the roots");
-  p.AddInt("eval-seqlen", &eval_seqlen, "evaluation tokens per window (0 = model default)");
-  p.AddInt("eval-max-windows", &eval_max_windows, "evaluate only the first N windows (0 = all)");
-  p.AddBool("skip-dense-eval", &skip_dense, "do not evaluate the unpruned model");
-  p.AddBool("skip-calib-eval", &skip_calib_eval, "no perplexity on the calibration windows");
-  p.AddBool("skip-model-output", &skip_model, "do not write the pruned model");
-  p.AddString("dtype", &dtype, "auto, float32, float16 or bfloat16");
-  p.AddInt("batch-size", &batch_size, "calibration sequences per forward (0 = automatic)");
-  p.AddInt("priority", &priority, "higher runs first, in [-1000, 1000]");
-  p.AddRepeated("label", &labels, "key=value label");
+  SpecFlags spec_flags(p);
   p.AddString("request-id", &request_id,
               "idempotency key (default: random per invocation; use e.g. the CI job id)");
-  p.AddString("barber-init", &barber_init, "barber: magnitude, wanda or sparsegpt");
-  p.AddDouble("barber-tau", &barber_tau, "barber: mask rebuilding ratio in [0, 1]");
-  p.AddString("barber-granularity", &barber_granularity, "barber: output1, input1, layer, block");
-  p.AddString("barber-metric", &barber_metric, "barber: wd, w or d");
-  p.AddBool("barber-retain-reconstruction", &barber_retain, "barber with sparsegpt init");
-  p.AddString("barber-grad-precision", &barber_grad_precision,
-              "barber: auto, float32, tf32 or bfloat16 gradient passes");
-  p.AddBool("barber-skip-block-mse", &barber_skip_mse, "barber: no after-rebuild block MSE");
-  p.AddDouble("percdamp", &percdamp, "sparsegpt: dampening in (0, 1)");
-  p.AddInt("blocksize", &blocksize, "sparsegpt: columns per block (0 = 128)");
-  p.AddDouble("attn-ratio", &attn_ratio, "transact: attention fraction removed");
-  p.AddDouble("mlp-ratio", &mlp_ratio, "transact: MLP fraction removed");
-  p.AddInt("attn-dim", &attn_dim, "transact: target attention dim (wins over the ratio)");
-  p.AddInt("mlp-dim", &mlp_dim, "transact: target MLP size (wins over the ratio)");
-  p.AddInt("shots", &shots, "transact: iterative shots");
-  p.AddString("gqa-mode", &gqa_mode, "transact: kv_groups or query_heads");
   p.AddBool("validate-only", &validate_only, "check the spec without creating a job");
   p.AddBool("wait", &wait, "follow the job to its end (exit code = its outcome)");
   p.AddDouble("retry-for", &retry_seconds,
@@ -498,63 +446,8 @@ int SubmitCommand(const std::vector<std::string>& args) {
   v1::SubmitJobRequest req;
   req.set_request_id(request_id.empty() ? NewRequestId() : request_id);
   req.set_validate_only(validate_only);
-  v1::JobSpec* s = req.mutable_spec();
-  s->set_model(model);
-  s->set_tokenizer(tokenizer);
-  s->set_method(method);
-  if (!pattern.empty()) {
-    s->set_pattern(pattern);
-  } else if (method != "transact" || p.WasSet("ratio")) {
-    s->set_ratio(ratio);
-  }
-  if (!calib_dataset.empty() && !calib_file.empty()) {
-    return Fail(kExitInvalid, "--calib-dataset and --calib-file are exclusive");
-  }
-  if (!calib_dataset.empty()) s->mutable_calibration()->set_dataset(calib_dataset);
-  if (!calib_file.empty()) s->mutable_calibration()->set_uri(calib_file);
-  if (s->has_calibration()) {
-    s->mutable_calibration()->set_num_samples(calib_samples);
-    s->mutable_calibration()->set_seqlen(calib_seqlen);
-    s->mutable_calibration()->set_seed(static_cast<uint64_t>(calib_seed));
-  }
-  if (!eval_dataset.empty() && !eval_file.empty()) {
-    return Fail(kExitInvalid, "--eval-dataset and --eval-file are exclusive");
-  }
-  if (!eval_dataset.empty()) s->mutable_evaluation()->set_dataset(eval_dataset);
-  if (!eval_file.empty()) s->mutable_evaluation()->set_uri(eval_file);
-  if (s->has_evaluation()) {
-    s->mutable_evaluation()->set_seqlen(eval_seqlen);
-    s->mutable_evaluation()->set_max_windows(eval_max_windows);
-  }
-  s->set_skip_dense_eval(skip_dense);
-  s->set_skip_calibration_eval(skip_calib_eval);
-  s->set_skip_model_output(skip_model);
-  s->set_dtype(dtype);
-  s->set_batch_size(batch_size);
-  s->set_priority(static_cast<int32_t>(priority));
-  if (absl::Status st = ParseLabels(labels, s->mutable_labels()); !st.ok()) {
+  if (absl::Status st = spec_flags.ApplyTo(req.mutable_spec()); !st.ok()) {
     return Fail(kExitInvalid, std::string(st.message()));
-  }
-  if (method == "barber" || !barber_init.empty()) {
-    v1::BarberOptions* b = s->mutable_barber();
-    b->set_init(barber_init);
-    if (p.WasSet("barber-tau")) b->set_tau(barber_tau);
-    b->set_granularity(barber_granularity);
-    b->set_metric(barber_metric);
-    b->set_retain_reconstruction(barber_retain);
-    b->set_grad_precision(barber_grad_precision);
-    b->set_skip_block_mse(barber_skip_mse);
-  }
-  if (p.WasSet("percdamp")) s->mutable_sparsegpt()->set_percdamp(percdamp);
-  if (blocksize != 0) s->mutable_sparsegpt()->set_blocksize(blocksize);
-  if (method == "transact") {
-    v1::TransActOptions* t = s->mutable_transact();
-    if (p.WasSet("attn-ratio")) t->set_attn_ratio(attn_ratio);
-    if (p.WasSet("mlp-ratio")) t->set_mlp_ratio(mlp_ratio);
-    t->set_attn_dim(attn_dim);
-    t->set_mlp_dim(mlp_dim);
-    t->set_shots(static_cast<int32_t>(shots));
-    t->set_gqa_mode(gqa_mode);
   }
   absl::StatusOr<QualityGates> gates =
       ParseQualityGates(w.max_ppl_increase, w.max_ppl, w.min_sparsity);
@@ -663,7 +556,7 @@ int ListCommand(const std::vector<std::string>& args) {
   if (int rc = ParseArgs(p, &o, args, 0); rc >= 0) return rc;
   v1::ListJobsRequest req;
   for (const std::string& s : states) {
-    absl::StatusOr<v1::JobState> st = ParseStateName(s);
+    absl::StatusOr<v1::JobState> st = ParseEnum<v1::JobState>(s, "--state");
     if (!st.ok()) return Fail(kExitInvalid, std::string(st.status().message()));
     req.add_states(*st);
   }
@@ -713,7 +606,7 @@ int CancelCommand(const std::vector<std::string>& args) {
   conn->Prepare(&ctx, true);
   grpc::Status s = conn->stub->CancelJob(&ctx, req, &job);
   if (!s.ok()) return RpcFail(s, "cancel");
-  if (wait && !IsTerminalState(job.state())) {
+  if (wait && !IsTerminal(job.state())) {
     EventDisplay display(stderr, false, true);
     FollowResult fr = Follow(*conn, job.id(), job.last_event_seq() + 1, display, 0, 120);
     if (fr.code != kExitOk) return fr.code;
@@ -723,7 +616,7 @@ int CancelCommand(const std::vector<std::string>& args) {
     std::cout << ToJson(job) << "\n";
   } else {
     std::cout << job.id() << " " << StateName(job.state())
-              << (job.cancel_requested() && !IsTerminalState(job.state())
+              << (job.cancel_requested() && !IsTerminal(job.state())
                       ? " (stops at the next layer boundary)"
                       : "")
               << "\n";
@@ -755,7 +648,7 @@ int DownloadCommand(const std::vector<std::string>& args) {
   conn->Prepare(&ctx, true);
   grpc::Status s = conn->stub->GetJob(&ctx, req, &job);
   if (!s.ok()) return RpcFail(s, "get");
-  if (!IsTerminalState(job.state())) {
+  if (!IsTerminal(job.state())) {
     return Fail(kExitInvalid, absl::StrCat("job ", job.id(), " is ", StateName(job.state()),
                                            "; artifacts exist once it has finished"));
   }
@@ -793,7 +686,9 @@ int InfoCommand(const std::vector<std::string>& args) {
     if (!d.running_job_id().empty()) std::cout << "  running " << d.running_job_id();
     std::cout << "\n";
   }
-  std::cout << "methods    " << absl::StrJoin(info.methods(), ", ") << "\n";
+  std::vector<std::string> methods;
+  for (int m : info.methods()) methods.push_back(EnumName(static_cast<v1::Method>(m)));
+  std::cout << "methods    " << absl::StrJoin(methods, ", ") << "\n";
   std::cout << "datasets   "
             << (info.datasets().empty() ? "-" : absl::StrJoin(info.datasets(), ", ")) << "\n";
   return kExitOk;

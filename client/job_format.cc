@@ -2,13 +2,12 @@
 
 #include <cmath>
 
-#include <google/protobuf/util/json_util.h>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/api/job_spec.h"
+#include "core/api/proto_json.h"
 
 namespace prunerd {
 namespace {
@@ -20,14 +19,15 @@ std::string FormatTime(const google::protobuf::Timestamp& ts) {
 }
 
 std::string Target(const v1::JobSpec& s) {
-  if (s.sparsity_case() == v1::JobSpec::kPattern) return s.pattern();
+  if (s.sparsity_case() == v1::JobSpec::kPattern) return PatternName(PatternOf(s));
   if (s.sparsity_case() == v1::JobSpec::kRatio) return absl::StrFormat("%.2f", s.ratio());
   return "-";
 }
 
 std::string StageText(const v1::JobProgress& p) {
-  std::string s = p.stage();
+  std::string s = EnumName(p.stage());
   if (p.layers() > 0) absl::StrAppend(&s, " ", p.layer() + 1, "/", p.layers());
+  if (p.passes() > 1) absl::StrAppend(&s, " (pass ", p.pass(), "/", p.passes(), ")");
   return s;
 }
 
@@ -42,23 +42,7 @@ std::string PplText(const v1::JobProgress& p) {
 
 }  // namespace
 
-bool IsTerminalState(v1::JobState s) {
-  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
-}
-
-std::string ToJson(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &out, opts);
-  return out;
-}
-
-std::string StateName(v1::JobState state) {
-  std::string n = v1::JobState_Name(state);
-  if (n.rfind("JOB_STATE_", 0) == 0) n = n.substr(10);
-  return absl::AsciiStrToLower(n);
-}
+std::string ToJson(const google::protobuf::Message& message) { return ProtoToJson(message); }
 
 std::string HumanDuration(double seconds) {
   if (!(seconds >= 0) || !std::isfinite(seconds)) return "?";
@@ -97,7 +81,7 @@ std::string EventLine(const v1::JobEvent& ev) {
       absl::StrCat(FormatTime(ev.time()), "  #", ev.seq(), "  ", StateName(ev.state()));
   if (ev.type() == v1::JobEvent::TYPE_INTERRUPTED) absl::StrAppend(&line, " (interrupted)");
   if (ev.type() == v1::JobEvent::TYPE_STREAM_END) absl::StrAppend(&line, " (stream end)");
-  if (!ev.progress().stage().empty()) {
+  if (ev.progress().stage() != v1::STAGE_UNSPECIFIED) {
     absl::StrAppend(&line, "  ", StageText(ev.progress()),
                     absl::StrFormat("  %.1f%%", 100 * ev.progress().fraction()));
   }
@@ -116,7 +100,7 @@ std::string JobSummary(const v1::Job& j) {
   absl::StrAppend(&out, "job        ", j.id(), "\n");
   absl::StrAppend(&out, "state      ", StateName(j.state()),
                   j.cancel_requested() ? " (cancel requested)" : "", "\n");
-  absl::StrAppend(&out, "method     ", s.method(), "  target ", Target(s), "\n");
+  absl::StrAppend(&out, "method     ", EnumName(s.method()), "  target ", Target(s), "\n");
   absl::StrAppend(&out, "model      ", s.model(), "\n");
   if (!j.request_id().empty()) absl::StrAppend(&out, "request_id ", j.request_id(), "\n");
   if (!j.owner().empty()) absl::StrAppend(&out, "owner      ", j.owner(), "\n");
@@ -126,7 +110,7 @@ std::string JobSummary(const v1::Job& j) {
                     " (attempt ", j.attempt(), ")\n");
   }
   if (j.has_end_time()) absl::StrAppend(&out, "ended      ", FormatTime(j.end_time()), "\n");
-  if (!IsTerminalState(j.state())) {
+  if (!IsTerminal(j.state())) {
     absl::StrAppend(&out, "progress   ", ProgressBarLine(j.state(), j.progress(), 20), "\n");
   }
   if (j.state() == v1::JOB_STATE_SUCCEEDED) {
@@ -170,7 +154,8 @@ std::string JobListLine(const v1::Job& j) {
     extra = j.error().reason();
   }
   return absl::StrFormat("%-24s %-10s %-10s %-8s %s  %s", j.id(), StateName(j.state()),
-                         j.spec().method(), Target(j.spec()), FormatTime(j.create_time()), extra);
+                         EnumName(j.spec().method()), Target(j.spec()), FormatTime(j.create_time()),
+                         extra);
 }
 
 }  // namespace prunerd

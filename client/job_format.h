@@ -15,16 +15,13 @@
 
 #include <google/protobuf/message.h>
 
+#include "core/api/job_state.h"
 #include "prunerd/v1/service.pb.h"
 
 namespace prunerd {
 
-// SUCCEEDED, FAILED or CANCELLED.
-bool IsTerminalState(v1::JobState state);
-// Canonical proto3 JSON with snake_case field names, on one line.
+// The API's JSON (core/api/proto_json.h) on one line.
 std::string ToJson(const google::protobuf::Message& message);
-// "queued", "running", "succeeded", ...
-std::string StateName(v1::JobState state);
 // 75 -> "1m15s", 3725 -> "1h02m", 9.4 -> "9s".
 std::string HumanDuration(double seconds);
 // "1.5 KiB", "3.2 GiB".

@@ -20,7 +20,7 @@ TEST(JobFormatTest, Durations) {
 
 TEST(JobFormatTest, ProgressBar) {
   v1::JobProgress p;
-  p.set_stage("prune");
+  p.set_stage(v1::STAGE_PRUNE);
   p.set_layer(2);
   p.set_layers(5);
   p.set_fraction(0.6);
@@ -39,24 +39,27 @@ TEST(JobFormatTest, EventLineAndJson) {
   ev.set_state(v1::JOB_STATE_RUNNING);
   ev.set_type(v1::JobEvent::TYPE_PROGRESS);
   ev.mutable_time()->set_seconds(1700000000);
-  ev.mutable_progress()->set_stage("prune");
+  ev.mutable_progress()->set_stage(v1::STAGE_PRUNE);
   ev.mutable_progress()->set_layer(0);
   ev.mutable_progress()->set_layers(2);
   ev.mutable_progress()->set_fraction(0.5);
   ev.set_message("layer 1/2");
   EXPECT_EQ(EventLine(ev), "2023-11-14T22:13:20Z  #7  running  prune 1/2  50.0%  layer 1/2");
   const std::string json = ToJson(ev);
-  EXPECT_THAT(json, HasSubstr("\"seq\":\"7\""));
-  EXPECT_THAT(json, HasSubstr("\"state\":\"JOB_STATE_RUNNING\""));
-  EXPECT_THAT(json, HasSubstr("\"progress\":{\"stage\":\"prune\""));
+  // Proto field names, in proto order, int64 as numbers (the canonical mapping quotes them).
+  EXPECT_EQ(json,
+            "{\"seq\":7,\"time\":\"2023-11-14T22:13:20Z\",\"type\":\"TYPE_PROGRESS\","
+            "\"state\":\"JOB_STATE_RUNNING\",\"progress\":{\"layers\":2,\"fraction\":0.5,"
+            "\"stage\":\"STAGE_PRUNE\"},\"message\":\"layer 1/2\"}");
 }
 
 TEST(JobFormatTest, SummaryOfAFinishedJob) {
   v1::Job j;
   j.set_id("j-1");
   j.set_state(v1::JOB_STATE_SUCCEEDED);
-  j.mutable_spec()->set_method("wanda");
-  j.mutable_spec()->set_pattern("2:4");
+  j.mutable_spec()->set_method(v1::METHOD_WANDA);
+  j.mutable_spec()->mutable_pattern()->set_n(2);
+  j.mutable_spec()->mutable_pattern()->set_m(4);
   j.mutable_result()->set_perplexity_dense(20);
   j.mutable_result()->set_perplexity_pruned(22);
   j.mutable_result()->set_sparsity(0.5);

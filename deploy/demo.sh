@@ -67,12 +67,18 @@ if [[ -f $WORK/out/report.json ]]; then
     python3 - "$WORK/out/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-ev = r.get("evaluation", {})
-print(f"  model      {r['model']['path']} ({r['model']['parameters']:,} parameters, {r['model']['layers']} layers)")
-print(f"  method     {r['spec']['method']} {r['spec'].get('pattern')} ratio {r['spec'].get('ratio')}")
-print(f"  sparsity   {r['sparsity'].get('overall', r['sparsity'].get('total', '?'))}")
-print(f"  perplexity dense {ev.get('ppl_dense', 0):.3f} -> pruned {ev.get('ppl_pruned', 0):.3f} "
-      f"({ev.get('windows')} windows of {ev.get('seqlen')} tokens)")
+spec, model = r["spec"], r["model"]
+target = spec.get("pattern") or f"ratio {spec.get('ratio')}"
+print(f"  prunerd    {r['build']['version']} ({r['build']['commit']}, {r['build']['engine']})")
+print(f"  model      {model['path']} ({model['parameters']:,} parameters, {model['layers']} layers, "
+      f"sha256 {model['sha256'][:16]}...)")
+print(f"  method     {spec['method']} {target}")
+print(f"  sparsity   {r['sparsity']:.4f}")
+ppl = {e["target"]: e for e in r.get("evaluations", [])}
+dense, pruned = ppl.get("EVAL_TARGET_DENSE"), ppl.get("EVAL_TARGET_PRUNED")
+if dense and pruned:
+    print(f"  perplexity dense {dense['perplexity']:.3f} -> pruned {pruned['perplexity']:.3f} "
+          f"({pruned['windows']} windows of {pruned['seqlen']} tokens)")
 t = r.get("timing", {})
 print(f"  time       prune {t.get('prune_seconds', 0):.1f} s, total {t.get('total_seconds', 0):.1f} s")
 PY

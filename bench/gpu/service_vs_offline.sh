@@ -11,8 +11,8 @@ mkdir -p "$WORK/datasets"
 printf '{"wikitext2-valid": "%s"}\n' "$CALIB" > "$WORK/datasets/datasets.json"
 
 t0=$(date +%s.%N)
-"$BIN/prunerd" oneshot --model "$MODEL" --method barber --init wanda --ratio 0.5 \
-  --calib "$CALIB" --nsamples 128 --seqlen 2048 --device cuda --no-eval-dense --no-calib-ppl \
+"$BIN/prunerd" oneshot --model "$MODEL" --method barber --barber-init wanda --ratio 0.5 \
+  --calib-file "$CALIB" --calib-samples 128 --calib-seqlen 2048 --device cuda --skip-calib-eval \
   --report "$OUT/offline_report.json" > "$OUT/offline.txt" 2>&1
 rc=$?
 t1=$(date +%s.%N)

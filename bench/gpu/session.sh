@@ -51,8 +51,8 @@ synth7b() {
 # and kernel loading) and the warm ones a long-running daemon runs.
 prune7b_runs() {
   log "prune_bench wanda (cold), wanda, sparsegpt, barber:wanda (warm)"
-  timeout "$1" "$BIN/prune_bench" --model $M7B --calib "$CALIB" --nsamples 128 --seqlen 2048 \
-    --configs wanda/0.5,wanda/0.5,sparsegpt/0.5,barber:wanda/0.5 --device cuda --dtype float16 \
+  timeout "$1" "$BIN/prune_bench" --model $M7B --calib-file "$CALIB" --calib-samples 128 \
+    --calib-seqlen 2048 --skip-calib-eval --configs wanda/0.5,wanda/0.5,sparsegpt/0.5,barber:wanda/0.5 --device cuda --dtype float16 \
     --label "h100 7b: wanda cold, then warm wanda, sparsegpt, barber" \
     --json "$OUT/prune7b.json" > "$OUT/prune7b.txt" 2>&1
   echo "rc=$?" >> "$OUT/prune7b.txt"
@@ -129,19 +129,19 @@ service)
 transformers)
   [[ -x $BIN/prunerd ]] || build
   TOK=tests/golden/calib_prose16M_64x512.safetensors
-  for job in "wanda --ratio 0.5" "barber --init wanda --tau 0.1 --pattern 2:4"; do
+  for job in "wanda --ratio 0.5" "barber --barber-init wanda --barber-tau 0.1 --pattern 2:4"; do
     n=${job%% *}
     log "transformers check: $job"
     rm -rf "/tmp/tf_$n"
     # shellcheck disable=SC2086
     "$BIN/prunerd" oneshot --model "$PRUNERD_TEST_DATA/models/prose16M" --method $job \
-      --calib "$TOK" --nsamples 64 --seqlen 512 --device cuda --dtype float32 --quiet \
+      --calib-file "$TOK" --calib-samples 64 --calib-seqlen 512 --device cuda --dtype float32 --quiet \
       --out "/tmp/tf_$n" --report "$OUT/tf_${n}_report.json" > /dev/null
     "$BIN/prunerd" eval --model "/tmp/tf_$n" --data "$TOK" --seqlen 512 --device cuda \
       --dtype float32 --quiet --report "$OUT/tf_${n}_eval.json" > /dev/null
     ppl=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['perplexity'])" \
       "$OUT/tf_${n}_eval.json")
-    sp=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['sparsity']['total'])" \
+    sp=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['sparsity'])" \
       "$OUT/tf_${n}_report.json")
     python3 tests/reference/check_pruned_transformers.py --model "/tmp/tf_$n" --tokens "$TOK" \
       --seqlen 512 --expect-ppl "$ppl" --expect-sparsity "$sp" 2>&1 | tee "$OUT/tf_${n}.txt"
@@ -155,8 +155,9 @@ quality)
   quality() {  # model calib n T eval-T patterns...
     local name=$1 model=$2 calib=$3 n=$4 t=$5; shift 5
     log "quality $name"
-    timeout 250 "$BIN/prune_bench" --model "$model" --calib "$calib" --nsamples "$n" --seqlen "$t" \
-      --eval "$PRUNERD_TEST_DATA/text/wikitext-2-raw/wiki.test.raw" --eval-seqlen "$t" \
+    timeout 250 "$BIN/prune_bench" --model "$model" --calib-file "$calib" --calib-samples "$n" \
+      --calib-seqlen "$t" --skip-calib-eval \
+      --eval-file "$PRUNERD_TEST_DATA/text/wikitext-2-raw/wiki.test.raw" --eval-seqlen "$t" \
       --device cuda --dtype float32 --configs "$(all "$@")" --label "h100 quality $name" \
       --json "$OUT/quality_$name.json" > "$OUT/quality_$name.txt" 2>&1
     echo "rc=$?" >> "$OUT/quality_$name.txt"

@@ -6,19 +6,25 @@
 
 #include <filesystem>
 #include <fstream>
-
-#include <google/protobuf/util/json_util.h>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/api/engine.h"
+#include "core/api/job_spec.h"
+#include "core/api/proto_json.h"
+#include "core/api/report.h"
+#include "core/api/spec_flags.h"
+#include "core/common/build_info.h"
+#include "core/testing/temp_dir.h"
+#include "core/testing/test_data.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "prunerd/v1/service.pb.h"
 #include "server/testing/prometheus_text.h"
-#include "server/testing/temp_dir.h"
 #include "server/testing/test_certs.h"
 #include "tests/e2e/subprocess.h"
 
@@ -30,14 +36,12 @@ using ::testing::HasSubstr;
 constexpr char kStories[] = "models/stories260K/stories260K.bin";
 constexpr char kProse[] = "models/prose16M";
 
+// prunectl's JSON is the API's (core/api/proto_json.h): strict, every field known.
 template <typename M>
 M FromJson(const std::string& text) {
-  M m;
-  google::protobuf::util::JsonParseOptions o;
-  o.ignore_unknown_fields = true;
-  auto s = google::protobuf::util::JsonStringToMessage(text, &m, o);
-  EXPECT_TRUE(s.ok()) << s.ToString() << " in: " << text;
-  return m;
+  absl::StatusOr<M> m = JsonToProto<M>(text);
+  EXPECT_TRUE(m.ok()) << m.status() << " in: " << text;
+  return m.ok() ? *m : M();
 }
 
 std::string ShellSha256(const std::string& path) {
@@ -121,7 +125,7 @@ class E2eTest : public ::testing::Test {
     return false;
   }
   static bool InPruneStage(const v1::Job& j, int64_t min_layer) {
-    return j.state() == v1::JOB_STATE_RUNNING && j.progress().stage() == "prune" &&
+    return j.state() == v1::JOB_STATE_RUNNING && j.progress().stage() == v1::STAGE_PRUNE &&
            j.progress().layer() >= min_layer;
   }
   std::vector<v1::JobEvent> Events(const std::string& id) {
@@ -192,18 +196,34 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
   EXPECT_GE(checked, 3);
   ASSERT_TRUE(std::filesystem::exists(dl + "/model/config.json"));
 
+  // One typed report: report.json (as downloaded), GetJob's result and `prunectl get --output
+  // json` carry the same message, field for field.
+  const v1::PruneReport report = FromJson<v1::PruneReport>(ReadText(dl + "/report.json"));
+  EXPECT_EQ(ProtoToJson(report), ProtoToJson(final_job.result().report()));
+  EXPECT_EQ(ProtoToJson(report), ProtoToJson(job.result().report()));
+  EXPECT_EQ(report.spec().method(), v1::METHOD_WANDA);
+  EXPECT_EQ(report.build().version(), PrunerdVersion());
+  EXPECT_EQ(report.build().commit(), PrunerdCommit());
+  EXPECT_THAT(report.build().engine(), ::testing::StartsWith("torch "));
+  // Provenance hashes, checked against sha256sum of the files the daemon read.
+  ASSERT_EQ(report.model().files_size(), 1);  // the llama2.c .bin
+  EXPECT_EQ(report.model().files(0).sha256(), ShellSha256(TestData() + "/" + kStories));
+  EXPECT_EQ(report.model().tokenizer().sha256(), ShellSha256(report.model().tokenizer().path()));
+  EXPECT_EQ(report.calibration().file().sha256(), ShellSha256(tiny_));
+  EXPECT_EQ(report.calibration().tokens(), 8 * 128);
+  EXPECT_EQ(report.calibration().tokens_sha256().size(), 64u);
+  EXPECT_EQ(report.evaluation().file().sha256(), ShellSha256(tiny_));
   // The downloaded model, loaded by the engine, has the perplexity the report states.
-  nlohmann::json report = nlohmann::json::parse(ReadText(dl + "/report.json"));
-  const double reported = report["evaluation"]["ppl_pruned"].get<double>();
-  EXPECT_NEAR(reported, job.result().perplexity_pruned(), 1e-9 * reported);
+  const double reported = job.result().perplexity_pruned();
+  EXPECT_EQ(reported, SummarizeReport(report).perplexity_pruned.value_or(-1));
   EvalSpec eval{.model_path = dl + "/model",
                 .data_path = tiny_,
                 .seqlen = 128,
                 .max_windows = 8,
                 .device = "cpu",
-                .dtype = "auto"};
+                .dtype = v1::DTYPE_AUTO};
   absl::StatusOr<EvalResult> measured =
-      EvaluatePerplexity(eval, [](const Progress&) { return true; });
+      EvaluatePerplexity(eval, [](const v1::EngineProgress&) { return true; });
   ASSERT_TRUE(measured.ok()) << measured.status();
   EXPECT_EQ(measured->windows, 8);
   EXPECT_NEAR(measured->perplexity, reported, 1e-4 * reported);
@@ -211,7 +231,7 @@ TEST_F(E2eTest, SubmitWatchDownloadAndReproduceThePerplexity) {
   EvalSpec dense = eval;
   dense.model_path = TestData() + "/" + kStories;
   absl::StatusOr<EvalResult> dense_ppl =
-      EvaluatePerplexity(dense, [](const Progress&) { return true; });
+      EvaluatePerplexity(dense, [](const v1::EngineProgress&) { return true; });
   ASSERT_TRUE(dense_ppl.ok()) << dense_ppl.status();
   EXPECT_NEAR(dense_ppl->perplexity, job.result().perplexity_dense(), 1e-4 * dense_ppl->perplexity);
 
@@ -465,12 +485,18 @@ TEST_F(E2eTest, BadInputsAndCredentialsGetDistinctExitCodes) {
        {"PRUNECTL_TOKEN=reader-token-0123456789"},
        5,
        "PERMISSION_DENIED"},
+      // Names are checked by the client against the proto's enum before any call.
       {"unknown method", with(base, {"--model", kStories, "--method", "prune-it"}), submit_env, 4,
-       "INVALID_ARGUMENT: spec.method: unknown method"},
+       "--method: unknown value \"prune-it\" (expected magnitude, wanda, sparsegpt, barber, "
+       "transact)"},
+      {"no method", with(base, {"--model", kStories}), submit_env, 4,
+       "INVALID_ARGUMENT: spec.method: is required"},
       {"ratio 1.5", with(base, {"--model", kStories, "--method", "wanda", "--ratio", "1.5"}),
        submit_env, 4, "INVALID_ARGUMENT: spec.ratio"},
       {"malformed N:M", with(base, {"--model", kStories, "--method", "wanda", "--pattern", "2-4"}),
-       submit_env, 4, "INVALID_ARGUMENT: spec.pattern: malformed"},
+       submit_env, 4, "--pattern: malformed N:M pattern \"2-4\""},
+      {"N >= M", with(base, {"--model", kStories, "--method", "wanda", "--pattern", "4:4"}),
+       submit_env, 4, "--pattern: N:M pattern \"4:4\" needs 0 < N < M"},
       {"outside roots", with(base, {"--model", "/etc/passwd", "--method", "wanda"}), submit_env, 4,
        "INVALID_ARGUMENT: spec.model: path is outside"},
       {"symlink-free escape",
@@ -537,6 +563,73 @@ TEST_F(E2eTest, MutualTlsThroughPrunectl) {
                                   "0.3", "--calib-dataset", "tinystories", "--validate-only"}));
   EXPECT_EQ(valid.code, 0) << valid.err;
   EXPECT_EQ(valid.out, "spec is valid\n");
+}
+
+}  // namespace
+}  // namespace prunerd
+
+namespace prunerd {
+namespace {
+
+// The help line of each option: "--name ..." up to the end of its description.
+std::map<std::string, std::string> HelpLines(const std::string& help) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view line : absl::StrSplit(help, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!absl::StartsWith(line, "--")) continue;
+    const size_t end = line.find_first_of(" =");
+    out[std::string(line.substr(2, end == absl::string_view::npos ? line.npos : end - 2))] =
+        std::string(line);
+  }
+  return out;
+}
+
+// `prunectl submit` and `prunerd oneshot` take the spec through the same flags, with the same
+// names, values and help (core/api/spec_flags.h), read from the binaries' own --help.
+TEST(CliSpecFlagsTest, SubmitAndOneshotListTheSameSpecFlags) {
+  const CommandResult submit = RunCommand({BinDir() + "/prunectl", "submit", "--help"});
+  const CommandResult oneshot = RunCommand({BinDir() + "/prunerd", "oneshot", "--help"});
+  ASSERT_EQ(submit.code, 0) << submit.err;
+  ASSERT_EQ(oneshot.code, 0) << oneshot.err;
+  const auto a = HelpLines(submit.out), b = HelpLines(oneshot.out);
+  const std::vector<std::string> names = SpecFlags::FlagNames();
+  ASSERT_GE(names.size(), 30u);
+  for (const std::string& name : names) {
+    ASSERT_TRUE(a.count(name)) << "prunectl submit lacks --" << name;
+    ASSERT_TRUE(b.count(name)) << "prunerd oneshot lacks --" << name;
+    EXPECT_EQ(a.at(name), b.at(name)) << "--" << name;
+  }
+  // The old, diverging offline names are gone.
+  for (const char* old : {"nsamples", "init", "tau", "calib", "eval", "granularity"}) {
+    EXPECT_FALSE(b.count(old)) << "prunerd oneshot still has --" << old;
+  }
+}
+
+// Every flag a README example gives to prunectl submit/plan or prunerd oneshot exists.
+TEST(CliSpecFlagsTest, ReadmeExamplesUseExistingFlags) {
+  const std::string readme = ReadText(SourceDir() + "/README.md");
+  ASSERT_FALSE(readme.empty());
+  const auto submit = HelpLines(RunCommand({BinDir() + "/prunectl", "submit", "--help"}).out);
+  const auto oneshot = HelpLines(RunCommand({BinDir() + "/prunerd", "oneshot", "--help"}).out);
+  int checked = 0;
+  std::string command;  // the example being read, across "\" continuations
+  for (absl::string_view raw : absl::StrSplit(readme, '\n')) {
+    absl::string_view line = absl::StripAsciiWhitespace(raw);
+    if (absl::StrContains(line, "prunectl submit")) command = "submit";
+    if (absl::StrContains(line, "prunerd oneshot")) command = "oneshot";
+    if (command.empty()) continue;
+    for (absl::string_view word : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      if (!absl::StartsWith(word, "--") || word.size() < 3) continue;
+      std::string name(word.substr(2));
+      name = name.substr(0, name.find_first_of("=]`),"));
+      const auto& known = command == "submit" ? submit : oneshot;
+      EXPECT_TRUE(known.count(name) || name == "help")
+          << "README: " << command << " has no --" << name << " (line: " << line << ")";
+      ++checked;
+    }
+    if (!absl::EndsWith(line, "\\")) command.clear();
+  }
+  EXPECT_GE(checked, 10);
 }
 
 }  // namespace
