@@ -158,7 +158,8 @@ def http_get(url, timeout=10):
 
 class Daemon:
     """A real `prunerd serve` (or any command that execs it) on loopback, found through its
-    ready file. stop() sends SIGTERM and returns (exit code, log)."""
+    ready file. `env`, when given, is its whole environment. stop() sends SIGTERM and returns
+    (exit code, log)."""
 
     def __init__(self, argv, env=None, ready_file=None, work=None):
         self.work = work or tempfile.mkdtemp(prefix="prunerd-deploy-test.")
@@ -166,8 +167,7 @@ class Daemon:
         self.argv = list(argv)
         if ready_file is None:
             self.argv.append(f"--ready-file={self.ready_file}")
-        self.env = dict(os.environ)
-        self.env.update(env or {})
+        self.env = dict(os.environ) if env is None else dict(env)
         self.log_path = os.path.join(self.work, "daemon.log")
         self.proc = None
         self.grpc = self.http = None
