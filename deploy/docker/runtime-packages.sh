@@ -7,20 +7,7 @@
 set -euo pipefail
 [[ $# -gt 0 ]] || { echo "usage: $0 BINARY..." >&2; exit 2; }
 
-owner() {  # the package owning a file, trying both sides of the /usr merge
-  local p=$1 alt
-  case $p in
-    /usr/lib/*) alt=${p#/usr} ;;
-    /lib/*) alt=/usr$p ;;
-    *) alt=$p ;;
-  esac
-  for f in "$p" "$(readlink -f "$p")" "$alt"; do
-    dpkg-query -S "$f" 2>/dev/null | head -n 1 | cut -d: -f1 && return 0
-  done
-  return 1
-}
-
-declare -A pkgs=()
+declare -A libs=()  # resolved path -> the library's name
 for bin in "$@"; do
   # "libfoo.so.1 => /path/libfoo.so.1 (0x...)": keep the direct dependencies only.
   mapfile -t needed < <(objdump -p "$bin" | awk '$1 == "NEEDED" {print $2}')
@@ -31,8 +18,26 @@ for bin in "$@"; do
       echo "runtime-packages: $bin needs $lib, which the loader does not find" >&2
       exit 1
     fi
-    pkg=$(owner "$path") || { echo "runtime-packages: no package owns $path" >&2; exit 1; }
-    pkgs[$pkg]=1
+    libs[$path]=$lib
   done
+done
+
+# dpkg knows each file under one side of the /usr merge: ask for both, and the real path.
+candidates=()
+for p in "${!libs[@]}"; do
+  candidates+=("$p" "$(readlink -f "$p")")
+  case $p in
+    /usr/lib/*) candidates+=("${p#/usr}") ;;
+    /lib/*) candidates+=("/usr$p") ;;
+  esac
+done
+owners=$(dpkg-query -S "${candidates[@]}" 2>/dev/null || true)
+declare -A pkgs=()
+for p in "${!libs[@]}"; do
+  real=$(readlink -f "$p")
+  pkg=$(awk -F': ' -v a="$p" -v b="$real" -v c="${p#/usr}" -v d="/usr$p" \
+          '$2 == a || $2 == b || $2 == c || $2 == d {print $1; exit}' <<<"$owners")
+  [[ -n $pkg ]] || { echo "runtime-packages: no package owns $p (${libs[$p]})" >&2; exit 1; }
+  pkgs[${pkg%%:*}]=1
 done
 printf '%s\n' "${!pkgs[@]}" | sort
