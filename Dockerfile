@@ -48,7 +48,9 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
 # ---------------------------------------------------------------------------------------------
 # CPU runtime: the packages that own the libraries the binaries link (apt adds their
 # dependencies), the serial OpenBLAS as libblas.so.3 (toolchain.md G3: the threaded builds'
-# TLS breaks the HTTP endpoint's threads; reference BLAS is 10x slower), the binaries.
+# TLS breaks the HTTP endpoint's threads; reference BLAS is 10x slower), the binaries. dpkg
+# leaves out the documentation, manuals and translations of what it installs here (about
+# 100 MB), keeping the copyright files.
 FROM docker.io/library/debian:12 AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -58,7 +60,10 @@ LABEL org.opencontainers.image.title="prunerd" \
       org.opencontainers.image.revision="${REVISION}"
 ENV DEBIAN_FRONTEND=noninteractive
 COPY --from=builder /out/runtime-packages.txt /tmp/runtime-packages.txt
-RUN apt-get update -qq && \
+RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+      'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/locale/*' \
+      > /etc/dpkg/dpkg.cfg.d/prunerd-slim && \
+    apt-get update -qq && \
     xargs -a /tmp/runtime-packages.txt apt-get install -y -qq --no-install-recommends \
       libopenblas0-serial >/dev/null && \
     update-alternatives --set libblas.so.3-x86_64-linux-gnu \
@@ -67,9 +72,9 @@ RUN apt-get update -qq && \
       /usr/lib/x86_64-linux-gnu/openblas-serial/liblapack.so.3 && \
     apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/* \
       /tmp/runtime-packages.txt && \
-    groupadd --system --gid 10001 prunerd && \
-    useradd --system --uid 10001 --gid prunerd --home-dir /var/lib/prunerd \
-      --shell /usr/sbin/nologin prunerd && \
+    groupadd --gid 10001 prunerd && \
+    useradd --uid 10001 --gid prunerd --home-dir /var/lib/prunerd --no-create-home \
+      --no-log-init --shell /usr/sbin/nologin prunerd && \
     install -d -o prunerd -g prunerd -m 0750 /var/lib/prunerd && \
     install -d -m 0755 /models /etc/prunerd/datasets
 COPY --from=builder /out/rootfs/ /
@@ -137,9 +142,9 @@ RUN apt-get update -qq && \
     apt-get install -y -qq --no-install-recommends libprotobuf32t64 libssl3t64 zlib1g \
       libbrotli1 libsqlite3-0 >/dev/null && \
     apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/* && \
-    groupadd --system --gid 10001 prunerd && \
-    useradd --system --uid 10001 --gid prunerd --home-dir /var/lib/prunerd \
-      --shell /usr/sbin/nologin prunerd && \
+    groupadd --gid 10001 prunerd && \
+    useradd --uid 10001 --gid prunerd --home-dir /var/lib/prunerd --no-create-home \
+      --no-log-init --shell /usr/sbin/nologin prunerd && \
     install -d -o prunerd -g prunerd -m 0750 /var/lib/prunerd && \
     install -d -m 0755 /models /etc/prunerd/datasets
 COPY --from=builder-cuda /out/rootfs/ /
