@@ -26,7 +26,7 @@ test: build
 run: build
 	@bash deploy/demo.sh $(BUILD)
 
-# Build the CPU image from the Dockerfile with podman and run it (slow: 15-25 minutes; needs
+# Build the CPU image from the Dockerfile with podman and run it (slow: up to 25 minutes; needs
 # root, podman and debootstrap): deploy/docker/image-test.sh.
 .PHONY: image-test
 image-test: configure

@@ -11,7 +11,8 @@
 #   4. /healthz and /readyz from the host, the image's HEALTHCHECK command inside the chroot,
 #      a Wanda job on stories260K through the host's prunectl (submit --wait, a quality gate,
 #      the download checked by sha256), then SIGTERM and the daemon's exit.
-# Slow (the builder compiles the project: 15-25 minutes on 2 cores); not part of `make test`.
+# Slow (the builder compiles the project: 24 minutes the first time on 2 shared cores, 3.5 with
+# the ccache mount warm); not part of `make test`.
 #
 #   make image-test                          (or: bash deploy/docker/image-test.sh [build-dir])
 #   SKIP_BUILD=1 ...      reuse the image built last time
