@@ -2,8 +2,9 @@
 documents say about the daemon is what the daemon does.
 
 - The config file of the ConfigMap is accepted by the real prunerd (started with it, with only
-  the host paths and addresses moved to a temp dir and loopback), including a token file with
-  the 0440 mode the kubelet gives secrets under fsGroup.
+  the host paths moved to a temp dir and the ports to free ones: it listens on the config's
+  0.0.0.0, so the daemon's rules for non-loopback addresses apply), including a token file
+  with the 0440 mode the kubelet gives secrets under fsGroup.
 - Every environment variable and argument of the container names a `prunerd serve` flag.
 - Container ports equal the config's listen ports; Services, probes and the ServiceMonitor
   point at ports that exist; probe and scrape paths answer on the real daemon.
@@ -215,7 +216,10 @@ try:
         f.write("k8s-test-token-0123456789abcdef submit ci\n")
     os.chmod(tokens, 0o440)
     cert, tls_key = t.make_tls(work)
-    moved = ["--listen=127.0.0.1:0", "--http-listen=127.0.0.1:0",
+    # The config's hosts (0.0.0.0: the daemon's rules for non-loopback addresses apply, here
+    # TLS for gRPC) on ports the kernel picks.
+    moved = [f"--listen={config['listen'].rsplit(':', 1)[0]}:0",
+             f"--http-listen={config['http_listen'].rsplit(':', 1)[0]}:0",
              f"--data-dir={work}/data", f"--model-root={work}/models",
              f"--dataset-dir={work}/datasets", f"--token-file={tokens}", f"--tls-cert={cert}",
              f"--tls-key={tls_key}"]
@@ -226,7 +230,7 @@ try:
         started = d.start()
         t.check(started, f"prunerd did not start with the ConfigMap's config:\n{d.read_log()}")
         if started:
-            base = f"http://{d.http}"
+            base = "http://127.0.0.1:" + d.http.rsplit(":", 1)[1]
             for kind, path in probes.items():
                 status, _ = t.http_get(base + path)
                 t.check(status == 200, f"{kind} {path}: the daemon answered {status}")
