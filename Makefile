@@ -26,6 +26,13 @@ test: build
 run: build
 	@bash deploy/demo.sh $(BUILD)
 
+# Build the CPU image from the Dockerfile with podman and run it (slow: up to 25 minutes; needs
+# root, podman and debootstrap): deploy/docker/image-test.sh.
+.PHONY: image-test
+image-test: configure
+	@cmake --build $(BUILD) -j$(JOBS) --target prunectl
+	@bash deploy/docker/image-test.sh $(abspath $(BUILD))
+
 gpu-debs:
 	@DIR=.gpu/debs ../shared/gpu-host/fetch-debs.sh && cp ../shared/gpu-host/env.sh .gpu/
 

@@ -14,8 +14,10 @@ pkgs=(
   # service
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev libssl-dev
-  # tests and their oracles (spm_encode, SentencePiece for whole strings, the sqlite3 CLI)
+  # tests and their oracles (spm_encode, SentencePiece for whole strings, the sqlite3 CLI;
+  # promtool and YAML for the deploy tests)
   libgtest-dev libgmock-dev sentencepiece python3-sentencepiece sqlite3 openssl
+  prometheus python3-yaml
 )
 
 missing=()
