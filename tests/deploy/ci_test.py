@@ -115,11 +115,13 @@ with t.Daemon([t.binary("prunerd"), "serve", "--listen=127.0.0.1:0", "--http-lis
     t.check(code == 0, f"a passing gate exited {code}:\n{err}")
     report_path = os.path.join(out, "report.json")
     if t.check(os.path.exists(report_path), "no report.json after a passing gate"):
-        ev = json.load(open(report_path)).get("evaluation", {})
-        t.check(ev.get("ppl_pruned", 0) > ev.get("ppl_dense", 0) > 0,
-                f"report.json has no dense and pruned perplexity: {ev}")
-        print(f"passing gate: exit {code}, perplexity {ev.get('ppl_dense'):.3f} -> "
-              f"{ev.get('ppl_pruned'):.3f}")
+        # The typed report (proto/prunerd/v1/engine.proto): one entry per evaluation.
+        evals = {e["target"]: e["perplexity"]
+                 for e in json.load(open(report_path)).get("evaluations", [])}
+        dense = evals.get("EVAL_TARGET_DENSE", 0)
+        pruned = evals.get("EVAL_TARGET_PRUNED", 0)
+        t.check(pruned > dense > 0, f"report.json has no dense and pruned perplexity: {evals}")
+        print(f"passing gate: exit {code}, perplexity {dense:.3f} -> {pruned:.3f}")
     first = job_id(out)
     code, err = gate(d.grpc, os.path.join(work, "again"), "1000%", "ci-test-pass")
     t.check(code == 0 and job_id(os.path.join(work, "again")) == first,
